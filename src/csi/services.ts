@@ -5,7 +5,10 @@ import type { Rpc } from './rpc.ts';
 export interface ControllerService {
   CreateVolume?: Rpc<csi.CreateVolumeRequest__Output, csi.CreateVolumeResponse>;
   DeleteVolume?: Rpc<csi.DeleteVolumeRequest__Output, csi.DeleteVolumeResponse>;
-  ControllerPublishVolume?: Rpc<csi.ControllerPublishVolumeRequest__Output, csi.ControllerPublishVolumeResponse>;
+  ControllerPublishVolume?: Rpc<
+    csi.ControllerPublishVolumeRequest__Output,
+    csi.ControllerPublishVolumeResponse
+  >;
   ControllerUnpublishVolume?: Rpc<
     csi.ControllerUnpublishVolumeRequest__Output,
     csi.ControllerUnpublishVolumeResponse

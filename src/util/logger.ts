@@ -4,13 +4,13 @@ export type { Logger } from 'pino';
 
 /**
  * Field names whose values are secrets wherever they appear in a logged object: OpenStack auth
- * bodies, Cinder connection info (CHAP, keyrings), HTTP headers, CSI secret maps. Shared by every
- * layer; pino redacts them at any of the nesting depths listed below.
+ * bodies, Cinder connection info (CHAP, keyrings), HTTP headers. Shared by every layer; pino
+ * redacts them at any of the nesting depths listed below. CSI messages are redacted separately, by
+ * the `csi_secret` option of their fields in csi.proto (src/grpc/redact.ts).
  */
 export const SECRET_KEYS = [
   'password',
   'secret',
-  'secrets',
   'token',
   'auth_password',
   'discovery_auth_password',
