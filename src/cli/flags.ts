@@ -63,7 +63,10 @@ export const FLAGS: Record<string, FlagSpec> = {
   kubeconfig: { type: 'string', help: 'kubeconfig path (default: in-cluster ServiceAccount)' },
   'kubelet-root': { type: 'string', default: '/var/lib/kubelet', help: 'kubelet root directory (node)' },
   'host-root': { type: 'string', default: '/', help: "where the host's /dev, /sys, /etc/iscsi are (node)" },
-  'state-dir': { type: 'string', default: '/var/lib/cinder-csi', help: 'per-volume state files (node)' },
+  'state-dir': {
+    type: 'string',
+    help: 'per-volume state files (node; default <kubelet-root>/plugins/<driver-name>/volumes)',
+  },
   'node-zone': { type: 'string', help: 'static availability zone of this node (wins over the node label)' },
   'topology-label': {
     type: 'string',
@@ -163,7 +166,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       kubeconfig: str('kubeconfig'),
       kubeletRoot: str('kubelet-root')!,
       hostRoot: str('host-root')!,
-      stateDir: str('state-dir')!,
+      stateDir: str('state-dir') ?? `${str('kubelet-root')}/plugins/${driverName}/volumes`,
       nodeZone: str('node-zone'),
       topologyLabel: str('topology-label')!,
       connectorsFile: str('connectors-file'),
