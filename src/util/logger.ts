@@ -19,6 +19,7 @@ export const SECRET_KEYS = [
   'keyring',
   'key',
   'application_credential_secret',
+  'applicationCredentialSecret',
   'x-auth-token',
   'X-Auth-Token',
   'x-subject-token',
