@@ -1,0 +1,348 @@
+/**
+ * The end-to-end walk-through: drives one volume's whole life through the driver's CSI gRPC API the
+ * way the Kubernetes sidecars and kubelet would, against the lab Cinder, and prints one line per
+ * step with its duration. Exit code 0 only when every step and every check passed.
+ *
+ *   node test/demo/walkthrough.ts --endpoint unix:///run/cinder-csi-demo/csi.sock --node-id demo-node \
+ *     --kubelet-root /var/lib/cinder-csi-demo/kubelet [--type tgt] [--zone nova]
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { csiClient } from '../support/csi-client.ts';
+
+const { values } = parseArgs({
+  options: {
+    endpoint: { type: 'string' },
+    'node-id': { type: 'string' },
+    'kubelet-root': { type: 'string' },
+    type: { type: 'string', default: 'tgt' },
+    zone: { type: 'string', default: 'nova' },
+    'topology-key': { type: 'string', default: 'topology.cinder.csi.dev/zone' },
+  },
+});
+const endpoint = values.endpoint ?? 'unix:///run/cinder-csi-demo/csi.sock';
+const nodeId = values['node-id'] ?? 'demo-node';
+const kubeletRoot = values['kubelet-root'] ?? '/var/lib/cinder-csi-demo/kubelet';
+const volumeType = values.type!;
+const zone = values.zone!;
+const topologyKey = values['topology-key']!;
+const GiB = 1024n ** 3n;
+const color = process.stdout.isTTY;
+const paint = (c: number, s: string) => (color ? `\x1b[${c}m${s}\x1b[0m` : s);
+
+const client = csiClient(endpoint.startsWith('unix://') ? endpoint : endpoint.replace(/^tcp:\/\//, ''));
+const results: { name: string; ok: boolean; ms: number; note?: string }[] = [];
+const cleanups: { name: string; fn: () => Promise<unknown> }[] = [];
+
+async function step<T>(name: string, fn: () => Promise<T>, note?: (r: T) => string): Promise<T> {
+  const t0 = performance.now();
+  try {
+    const r = await fn();
+    const ms = performance.now() - t0;
+    const n = note ? note(r) : undefined;
+    results.push({ name, ok: true, ms, ...(n ? { note: n } : {}) });
+    console.log(
+      `${paint(32, '✔')} ${name.padEnd(58)} ${ms.toFixed(0).padStart(6)} ms${n ? `  ${paint(2, n)}` : ''}`,
+    );
+    return r;
+  } catch (err) {
+    const ms = performance.now() - t0;
+    const e = err as { code?: number; details?: string; message?: string };
+    const msg = e.details ?? e.message ?? String(err);
+    results.push({ name, ok: false, ms, note: msg });
+    console.log(`${paint(31, '✖')} ${name.padEnd(58)} ${ms.toFixed(0).padStart(6)} ms  ${paint(31, msg)}`);
+    throw err;
+  }
+}
+
+function check(name: string, ok: boolean, detail: string): void {
+  results.push({ name, ok, ms: 0, note: detail });
+  console.log(
+    `${ok ? paint(32, '✔') : paint(31, '✖')} check: ${name.padEnd(51)}          ${paint(2, detail)}`,
+  );
+  if (!ok) throw new Error(`check failed: ${name}: ${detail}`);
+}
+
+const mountCap = { mount: { fs_type: 'ext4', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
+type Vol = {
+  volume: {
+    volume_id: string;
+    capacity_bytes: string;
+    accessible_topology: { segments: Record<string, string> }[];
+  };
+};
+
+async function attachAndMount(volumeId: string, tag: string) {
+  const pub = await step(
+    `ControllerPublishVolume ${tag} → ${nodeId}`,
+    () =>
+      client.call<{ publish_context: Record<string, string> }>('Controller', 'ControllerPublishVolume', {
+        volume_id: volumeId,
+        node_id: nodeId,
+        volume_capability: mountCap,
+        readonly: false,
+      }),
+    (r) =>
+      `attachment ${r.publish_context['attachment_id']?.slice(0, 8)}…, ${r.publish_context['driver_volume_type']}`,
+  );
+  const staging = join(kubeletRoot, 'plugins/kubernetes.io/csi/cinder.csi.dev', tag, 'globalmount');
+  const target = join(kubeletRoot, 'pods', `pod-${tag}`, 'volumes/kubernetes.io~csi', `pv-${tag}`, 'mount');
+  mkdirSync(staging, { recursive: true });
+  mkdirSync(join(target, '..'), { recursive: true });
+  await step(`NodeStageVolume ${tag} (connect, mkfs if blank, mount)`, () =>
+    client.call(
+      'Node',
+      'NodeStageVolume',
+      {
+        volume_id: volumeId,
+        publish_context: pub.publish_context,
+        staging_target_path: staging,
+        volume_capability: mountCap,
+      },
+      120_000,
+    ),
+  );
+  await step(`NodePublishVolume ${tag} (bind mount into the pod)`, () =>
+    client.call('Node', 'NodePublishVolume', {
+      volume_id: volumeId,
+      publish_context: pub.publish_context,
+      staging_target_path: staging,
+      target_path: target,
+      volume_capability: mountCap,
+      readonly: false,
+    }),
+  );
+  return { staging, target };
+}
+
+async function detach(volumeId: string, tag: string, paths: { staging: string; target: string }) {
+  await step(`NodeUnpublishVolume ${tag}`, () =>
+    client.call('Node', 'NodeUnpublishVolume', { volume_id: volumeId, target_path: paths.target }),
+  );
+  await step(`NodeUnstageVolume ${tag} (unmount, flush, log out)`, () =>
+    client.call(
+      'Node',
+      'NodeUnstageVolume',
+      { volume_id: volumeId, staging_target_path: paths.staging },
+      60_000,
+    ),
+  );
+  await step(`ControllerUnpublishVolume ${tag}`, () =>
+    client.call('Controller', 'ControllerUnpublishVolume', { volume_id: volumeId, node_id: nodeId }, 60_000),
+  );
+}
+
+async function main(): Promise<number> {
+  const name = `demo-${randomBytes(3).toString('hex')}`;
+  console.log(paint(1, `cinder-csi walk-through: volume type ${volumeType}, zone ${zone}, node ${nodeId}`));
+  try {
+    await step('Probe (driver ready, Cinder reachable)', async () => {
+      for (let i = 0; ; i++) {
+        const r = await client
+          .call<{ ready: { value: boolean } | null }>('Identity', 'Probe')
+          .catch(() => undefined);
+        if (r?.ready?.value) return r;
+        if (i > 300) throw new Error('driver not ready after 60 s');
+        await new Promise((res) => setTimeout(res, 200));
+      }
+    });
+    await step(
+      'GetPluginInfo',
+      () => client.call<{ name: string; vendor_version: string }>('Identity', 'GetPluginInfo'),
+      (r) => `${r.name} ${r.vendor_version}`,
+    );
+
+    const vol = await step(
+      `CreateVolume ${name} (1 GiB, type ${volumeType}, zone ${zone})`,
+      () =>
+        client.call<Vol>(
+          'Controller',
+          'CreateVolume',
+          {
+            name,
+            capacity_range: { required_bytes: String(GiB) },
+            volume_capabilities: [mountCap],
+            parameters: { type: volumeType },
+            accessibility_requirements: { preferred: [{ segments: { [topologyKey]: zone } }] },
+          },
+          120_000,
+        ),
+      (r) =>
+        `id ${r.volume.volume_id}, AZ ${Object.values(r.volume.accessible_topology[0]?.segments ?? {})[0]}`,
+    );
+    const volumeId = vol.volume.volume_id;
+    cleanups.push({
+      name: `DeleteVolume ${name}`,
+      fn: () => client.call('Controller', 'DeleteVolume', { volume_id: volumeId }, 120_000),
+    });
+    check(
+      'volume placed in the requested zone',
+      vol.volume.accessible_topology[0]?.segments[topologyKey] === zone,
+      `${topologyKey}=${zone}`,
+    );
+
+    const a = await attachAndMount(volumeId, 'vol1');
+    const payload = randomBytes(256 * 1024);
+    const digest = createHash('sha256').update(payload).digest('hex');
+    await step(
+      'write 256 KiB file through the pod mount',
+      async () => {
+        writeFileSync(join(a.target, 'hello.bin'), payload);
+        writeFileSync(join(a.target, 'hello.txt'), `written by the cinder-csi demo, sha256 ${digest}\n`);
+      },
+      () => `sha256 ${digest.slice(0, 16)}…`,
+    );
+    const stats = await step(
+      'NodeGetVolumeStats',
+      () =>
+        client.call<{
+          usage: { total: string; used: string; unit: string }[];
+          volume_condition: { abnormal: boolean; message: string };
+        }>('Node', 'NodeGetVolumeStats', { volume_id: volumeId, volume_path: a.target }),
+      (r) =>
+        `bytes total ${r.usage.find((u) => u.unit === 'BYTES')?.total}, condition ${r.volume_condition?.abnormal ? 'abnormal' : 'normal'}`,
+    );
+    check(
+      'volume condition normal',
+      stats.volume_condition?.abnormal !== true,
+      stats.volume_condition?.message ?? 'ok',
+    );
+    await detach(volumeId, 'vol1', a);
+
+    const snap = await step(
+      'CreateSnapshot',
+      () =>
+        client.call<{ snapshot: { snapshot_id: string; ready_to_use: boolean } }>(
+          'Controller',
+          'CreateSnapshot',
+          {
+            name: `${name}-snap`,
+            source_volume_id: volumeId,
+          },
+          120_000,
+        ),
+      (r) => `id ${r.snapshot.snapshot_id}, ready ${r.snapshot.ready_to_use}`,
+    );
+    const snapId = snap.snapshot.snapshot_id;
+    cleanups.unshift({
+      name: 'DeleteSnapshot',
+      fn: () => client.call('Controller', 'DeleteSnapshot', { snapshot_id: snapId }, 120_000),
+    });
+    check('snapshot ready to use', snap.snapshot.ready_to_use === true, 'ready_to_use=true');
+
+    const restored = await step(
+      `CreateVolume ${name}-restore from the snapshot`,
+      () =>
+        client.call<Vol>(
+          'Controller',
+          'CreateVolume',
+          {
+            name: `${name}-restore`,
+            capacity_range: { required_bytes: String(GiB) },
+            volume_capabilities: [mountCap],
+            parameters: { type: volumeType },
+            volume_content_source: { snapshot: { snapshot_id: snapId } },
+            accessibility_requirements: { preferred: [{ segments: { [topologyKey]: zone } }] },
+          },
+          120_000,
+        ),
+      (r) => `id ${r.volume.volume_id}`,
+    );
+    const restoredId = restored.volume.volume_id;
+    cleanups.unshift({
+      name: `DeleteVolume ${name}-restore`,
+      fn: () => client.call('Controller', 'DeleteVolume', { volume_id: restoredId }, 120_000),
+    });
+
+    const b = await attachAndMount(restoredId, 'vol2');
+    const back = await step('read the file back from the restored volume', async () =>
+      readFileSync(join(b.target, 'hello.bin')),
+    );
+    const backDigest = createHash('sha256').update(back).digest('hex');
+    check(
+      'restored data identical byte for byte',
+      backDigest === digest,
+      `sha256 ${backDigest.slice(0, 16)}…`,
+    );
+
+    const before = await client.call<{ usage: { total: string; unit: string }[] }>(
+      'Node',
+      'NodeGetVolumeStats',
+      {
+        volume_id: restoredId,
+        volume_path: b.target,
+      },
+    );
+    const exp = await step(
+      'ControllerExpandVolume to 2 GiB (online, volume in use)',
+      () =>
+        client.call<{ capacity_bytes: string; node_expansion_required: boolean }>(
+          'Controller',
+          'ControllerExpandVolume',
+          {
+            volume_id: restoredId,
+            capacity_range: { required_bytes: String(2n * GiB) },
+            volume_capability: mountCap,
+          },
+          120_000,
+        ),
+      (r) => `capacity ${BigInt(r.capacity_bytes) / GiB} GiB, node expansion ${r.node_expansion_required}`,
+    );
+    await step('NodeExpandVolume (rescan device, grow ext4)', () =>
+      client.call<{ capacity_bytes: string }>(
+        'Node',
+        'NodeExpandVolume',
+        {
+          volume_id: restoredId,
+          volume_path: b.target,
+          staging_target_path: b.staging,
+          capacity_range: { required_bytes: exp.capacity_bytes },
+          volume_capability: mountCap,
+        },
+        120_000,
+      ),
+    );
+    const after = await client.call<{ usage: { total: string; unit: string }[] }>(
+      'Node',
+      'NodeGetVolumeStats',
+      { volume_id: restoredId, volume_path: b.target },
+    );
+    const totalBefore = BigInt(before.usage.find((u) => u.unit === 'BYTES')?.total ?? '0');
+    const totalAfter = BigInt(after.usage.find((u) => u.unit === 'BYTES')?.total ?? '0');
+    check(
+      'filesystem grew online',
+      totalAfter > totalBefore + GiB / 2n,
+      `${totalBefore / 1048576n} MiB → ${totalAfter / 1048576n} MiB`,
+    );
+    const again = readFileSync(join(b.target, 'hello.bin'));
+    check(
+      'data intact after expansion',
+      createHash('sha256').update(again).digest('hex') === digest,
+      'sha256 matches',
+    );
+    await detach(restoredId, 'vol2', b);
+  } catch {
+    // the failing step printed itself; clean up below
+  } finally {
+    for (const c of cleanups) {
+      await step(c.name, c.fn).catch(() => undefined);
+    }
+    client.close();
+  }
+  const failed = results.filter((r) => !r.ok);
+  const total = results.reduce((s, r) => s + r.ms, 0);
+  console.log('');
+  console.log(
+    failed.length === 0
+      ? paint(32, `walk-through passed: ${results.length} steps and checks, ${(total / 1000).toFixed(1)} s`)
+      : paint(
+          31,
+          `walk-through FAILED: ${failed.length} of ${results.length} steps/checks failed: ${failed.map((f) => f.name).join('; ')}`,
+        ),
+  );
+  return failed.length === 0 ? 0 : 1;
+}
+
+process.exitCode = await main();
