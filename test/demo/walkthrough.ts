@@ -114,14 +114,35 @@ async function attachAndMount(volumeId: string, tag: string) {
       readonly: false,
     }),
   );
+  const detachCleanup = {
+    name: `detach ${tag} (cleanup)`,
+    fn: () => detach(volumeId, tag, { staging, target }, true),
+  };
+  cleanups.unshift(detachCleanup);
+  attached.set(tag, detachCleanup);
   return { staging, target };
 }
 
-async function detach(volumeId: string, tag: string, paths: { staging: string; target: string }) {
-  await step(`NodeUnpublishVolume ${tag}`, () =>
+/** Attachments still to undo if the walk-through stops half-way (tag → cleanup entry). */
+const attached = new Map<string, { name: string; fn: () => Promise<unknown> }>();
+
+async function detach(
+  volumeId: string,
+  tag: string,
+  paths: { staging: string; target: string },
+  quiet = false,
+) {
+  const run = quiet ? <T>(_n: string, fn: () => Promise<T>) => fn() : step;
+  const entry = attached.get(tag);
+  if (entry) {
+    attached.delete(tag);
+    const i = cleanups.indexOf(entry);
+    if (i >= 0) cleanups.splice(i, 1);
+  }
+  await run(`NodeUnpublishVolume ${tag}`, () =>
     client.call('Node', 'NodeUnpublishVolume', { volume_id: volumeId, target_path: paths.target }),
   );
-  await step(`NodeUnstageVolume ${tag} (unmount, flush, log out)`, () =>
+  await run(`NodeUnstageVolume ${tag} (unmount, flush, log out)`, () =>
     client.call(
       'Node',
       'NodeUnstageVolume',
@@ -129,7 +150,7 @@ async function detach(volumeId: string, tag: string, paths: { staging: string; t
       60_000,
     ),
   );
-  await step(`ControllerUnpublishVolume ${tag}`, () =>
+  await run(`ControllerUnpublishVolume ${tag}`, () =>
     client.call('Controller', 'ControllerUnpublishVolume', { volume_id: volumeId, node_id: nodeId }, 60_000),
   );
 }
