@@ -65,7 +65,7 @@ function check(name: string, ok: boolean, detail: string): void {
   if (!ok) throw new Error(`check failed: ${name}: ${detail}`);
 }
 
-const mountCap = { mount: { fs_type: 'ext4', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
+const mountCap = { mount: { fs_type: 'xfs', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
 type Vol = {
   volume: {
     volume_id: string;
@@ -311,7 +311,7 @@ async function main(): Promise<number> {
         ),
       (r) => `capacity ${BigInt(r.capacity_bytes) / GiB} GiB, node expansion ${r.node_expansion_required}`,
     );
-    await step('NodeExpandVolume (rescan device, grow ext4)', () =>
+    await step('NodeExpandVolume (rescan device, grow xfs online)', () =>
       client.call<{ capacity_bytes: string }>(
         'Node',
         'NodeExpandVolume',

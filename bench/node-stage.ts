@@ -1,0 +1,116 @@
+/**
+ * Node service latency and memory on loop devices (root):
+ *  - NodeStage+NodePublish vs the raw commands alone (losetup + mkfs.ext4 + mount + mount --bind),
+ *  - NodeUnpublish+NodeUnstage vs raw umount + umount + losetup -d,
+ *    each the median of N runs on fresh sparse volumes (64 MiB unless --size);
+ *  - RSS of this process with the node service idle, and the peak during 20 concurrent stages.
+ * The connector is the tests' LoopConnector (losetup), standing in for iSCSI/RBD.
+ *
+ *   bench/node-stage.ts [--n 10] [--concurrent 20] [--size 64]   (size in MiB)
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { ctx, mountCap, req, rootSkipReason, World } from '../test/integration/node/helpers.ts';
+
+const args = process.argv.slice(2);
+const arg = (name: string, dflt: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const N = arg('n', 10);
+const CONCURRENT = arg('concurrent', 20);
+const SIZE_MIB = arg('size', 64);
+
+const sh = (cmd: string, a: string[]) =>
+  execFileSync(cmd, a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+const mb = (n: number) => (n / 1024 / 1024).toFixed(1);
+
+async function main() {
+  const why = rootSkipReason();
+  if (why) {
+    console.log(`skipped: ${why}`);
+    return;
+  }
+  const w = await World.create();
+  try {
+    const svc = w.service();
+    const cap = mountCap('ext4');
+    // Warm-up (module loading, first spawn) outside the measurement.
+    {
+      const v = await w.volume(SIZE_MIB);
+      await svc.NodeStageVolume(req.stage(v, cap), ctx());
+      await svc.NodeUnstageVolume(req.unstage(v), ctx());
+    }
+
+    const up: number[] = [];
+    const down: number[] = [];
+    const rawUp: number[] = [];
+    const rawDown: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const v = await w.volume(SIZE_MIB);
+      const target = v.target();
+      let t = performance.now();
+      await svc.NodeStageVolume(req.stage(v, cap), ctx());
+      await svc.NodePublishVolume(req.publish(v, cap, target), ctx());
+      up.push(performance.now() - t);
+      t = performance.now();
+      await svc.NodeUnpublishVolume(req.unpublish(v, target), ctx());
+      await svc.NodeUnstageVolume(req.unstage(v), ctx());
+      down.push(performance.now() - t);
+
+      // The same work as bare commands.
+      const r = await w.volume(SIZE_MIB);
+      const mnt = path.join(w.dir, `raw-${i}`, 'mnt');
+      const bind = path.join(w.dir, `raw-${i}`, 'bind');
+      await mkdir(mnt, { recursive: true });
+      await mkdir(bind, { recursive: true });
+      t = performance.now();
+      const dev = sh('losetup', ['-f', '--show', r.file]);
+      sh('mkfs.ext4', ['-F', '-m0', '-E', 'nodiscard,lazy_itable_init=1,lazy_journal_init=1', dev]);
+      sh('mount', ['-t', 'ext4', dev, mnt]);
+      sh('mount', ['--bind', mnt, bind]);
+      rawUp.push(performance.now() - t);
+      t = performance.now();
+      sh('umount', [bind]);
+      sh('umount', [mnt]);
+      sh('losetup', ['-d', dev]);
+      rawDown.push(performance.now() - t);
+    }
+
+    global.gc?.();
+    const idleRss = process.memoryUsage().rss;
+    const vols = await Promise.all(Array.from({ length: CONCURRENT }, () => w.volume(SIZE_MIB)));
+    let peak = process.memoryUsage().rss;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 5);
+    const tc = performance.now();
+    await Promise.all(vols.map((v) => svc.NodeStageVolume(req.stage(v, cap), ctx())));
+    const concurrentMs = performance.now() - tc;
+    clearInterval(sampler);
+    peak = Math.max(peak, process.memoryUsage().rss);
+    await Promise.all(vols.map((v) => svc.NodeUnstageVolume(req.unstage(v), ctx())));
+
+    const fmt = (xs: number[]) => `${median(xs).toFixed(1)} ms`;
+    console.log(`node-stage bench (n=${N}, ${SIZE_MIB} MiB ext4 on loop devices)`);
+    console.log(
+      `  NodeStage+NodePublish      median ${fmt(up)}   raw losetup+mkfs+mount+bind ${fmt(rawUp)}   ratio ${(median(up) / median(rawUp)).toFixed(2)}x`,
+    );
+    console.log(
+      `  NodeUnpublish+NodeUnstage  median ${fmt(down)}   raw umount+umount+losetup -d ${fmt(rawDown)}   ratio ${(median(down) / median(rawDown)).toFixed(2)}x`,
+    );
+    console.log(
+      `  RSS idle (service built, after runs) ${mb(idleRss)} MB; peak during ${CONCURRENT} concurrent stages ${mb(peak)} MB (${concurrentMs.toFixed(0)} ms for all)`,
+    );
+  } finally {
+    await w.cleanup();
+  }
+}
+
+await main();

@@ -1,0 +1,9 @@
+export { connectionInfoFromPublishContext, resolveConnection } from './connection.ts';
+export { toCsiError } from './errors.ts';
+export {
+  createNodeService,
+  DEFAULT_MAX_VOLUMES_PER_NODE,
+  type NodeServiceImpl,
+  type NodeServiceOptions,
+} from './service.ts';
+export { StateStore, type VolumeState } from './state.ts';
