@@ -15,12 +15,28 @@ import { csiClient } from '../test/support/csi-client.ts';
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' } } });
 const runs = Number(values.runs);
 const entry = new URL('../dist/cli/main.js', import.meta.url).pathname;
+/** The lab's noauth API and project, as test/lab-up.sh records them. */
+function labNoauth(): Record<string, string> {
+  try {
+    const text = readFileSync('/var/lib/cinder-lab/cinder-noauth/noauth.env', 'utf8');
+    return Object.fromEntries(
+      text
+        .split('\n')
+        .map((l) => /^(?:export )?([A-Z_]+)=["']?([^"']*)["']?$/.exec(l.trim()))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => [m[1]!, m[2]!]),
+    );
+  } catch {
+    return {};
+  }
+}
+const lab = labNoauth();
 const env = {
   ...process.env,
   OS_AUTH_TYPE: 'noauth',
   OS_USER_ID: 'admin',
-  OS_PROJECT_ID: process.env['BENCH_PROJECT_ID'] ?? '0123456789abcdef0123456789abcdef',
-  OS_ENDPOINT: process.env['BENCH_CINDER_ENDPOINT'] ?? 'http://127.0.0.1:8786/v3',
+  OS_PROJECT_ID: lab['CINDER_LAB_NOAUTH_PROJECT'] ?? '0123456789abcdef0123456789abcdef',
+  OS_ENDPOINT: lab['CINDER_LAB_NOAUTH_ENDPOINT'] ?? 'http://127.0.0.1:8786/v3',
 };
 
 function rssMiB(pid: number): number {
@@ -45,8 +61,6 @@ async function once(mode: string, dir: string, i: number, measureRss: boolean) {
       'warn',
       '--state-dir',
       join(dir, 'state'),
-      '--connectors-file',
-      '/dev/null',
     ],
     { env, stdio: ['ignore', 'ignore', 'inherit'] },
   );

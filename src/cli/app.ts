@@ -134,7 +134,7 @@ export async function buildDriver(flags: Flags, logger: Logger): Promise<Driver>
     identity,
     ...(controller ? { controller } : {}),
     ...(node ? { node } : {}),
-    redactor: new CsiRedactor(loadCsiRoot()),
+    redactor: new CsiRedactor(loadCsiRoot),
     mapError: (err): CsiError | undefined => fromCloudError(err),
     ...(observer ? { observer } : {}),
     shutdownGraceMs: flags.shutdownGraceSeconds * 1000,

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { enableCompileCache } from 'node:module';
 import { buildInfo } from '../util/build-info.ts';
 import { FlagError, parseFlags, usage } from './flags.ts';
 
@@ -25,6 +26,9 @@ async function main(): Promise<number> {
     );
     return 0;
   }
+  // Cache compiled code between starts (a node plugin restarts often); silently off when the
+  // cache directory is not writable (read-only root filesystem without a tmpfs).
+  enableCompileCache?.(process.env['CINDER_CSI_COMPILE_CACHE']);
   const { runDriver } = await import('./app.ts');
   return runDriver(request.flags);
 }

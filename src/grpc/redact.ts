@@ -10,10 +10,20 @@ import { REDACTED } from '../util/logger.ts';
 export class CsiRedactor {
   /** message full name → field name → nested message type name, or SECRET. */
   readonly #plans = new Map<string, Map<string, string | typeof SECRET>>();
-  readonly #root: protobuf.Root;
+  readonly #load: () => protobuf.Root;
+  #loaded: protobuf.Root | undefined;
 
-  constructor(root: protobuf.Root) {
-    this.#root = root;
+  /**
+   * `root` may be a function: the reflection root is then built on first use, so a driver that
+   * never logs at debug level never pays for it.
+   */
+  constructor(root: protobuf.Root | (() => protobuf.Root)) {
+    this.#load = typeof root === 'function' ? root : () => root;
+  }
+
+  get #root(): protobuf.Root {
+    this.#loaded ??= this.#load();
+    return this.#loaded;
   }
 
   /** Names of the secret fields of a message type (for tests and docs). */

@@ -20,7 +20,7 @@
  * - Responses with status >= 400 (after retries) throw `OpenStackError` with the parsed fault.
  */
 import { readFileSync } from 'node:fs';
-import { Agent, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import type { TlsConfig } from '../config/types.ts';
 import { AbortedError, anySignal, sleep } from '../util/abort.ts';
 import { isSecretKey, type Logger, REDACTED, redactDeep } from '../util/logger.ts';
@@ -147,7 +147,9 @@ class AttemptFailure extends Error {
 
 export class HttpClient {
   readonly #logger: Logger;
-  readonly #agent: Agent;
+  /** Created on the first request: undici is a large module, and a node plugin may never call out. */
+  #agent: Agent | undefined;
+  readonly #agentOptions: Agent.Options;
   readonly #opts: Required<Omit<HttpClientOptions, 'logger' | 'tls' | 'observer'>>;
   readonly #observer: HttpObserver | undefined;
 
@@ -166,12 +168,20 @@ export class HttpClient {
       connectionsPerOrigin: opts.connectionsPerOrigin ?? DEFAULTS.connectionsPerOrigin,
       maxResponseBytes: opts.maxResponseBytes ?? DEFAULTS.maxResponseBytes,
     };
-    this.#agent = new Agent({
+    this.#agentOptions = {
       connections: this.#opts.connectionsPerOrigin,
       headersTimeout: this.#opts.headersTimeoutMs,
       bodyTimeout: this.#opts.bodyTimeoutMs,
       connect: { timeout: this.#opts.connectTimeoutMs, ...tlsConnectOptions(opts.tls, this.#logger) },
-    });
+    };
+  }
+
+  async #dispatcher(): Promise<Agent> {
+    if (!this.#agent) {
+      const { Agent } = await import('undici');
+      this.#agent ??= new Agent(this.#agentOptions);
+    }
+    return this.#agent;
   }
 
   /** Sends a request (retries, redirects); throws OpenStackError for status >= 400. */
@@ -195,7 +205,7 @@ export class HttpClient {
 
   /** Closes every pooled connection. */
   async close(): Promise<void> {
-    await this.#agent.close();
+    await this.#agent?.close();
   }
 
   #observe(req: HttpRequest, operation: string, status: number | 'error', started: number): void {
@@ -386,7 +396,7 @@ export class HttpClient {
         body: body ?? null,
       };
       if (signal) options.signal = signal;
-      const res = await this.#agent.request(options);
+      const res = await (await this.#dispatcher()).request(options);
       status = res.statusCode;
       const resHeaders = flattenHeaders(res.headers);
       let raw: string;
