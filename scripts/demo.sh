@@ -26,7 +26,7 @@ export PATH="$(dirname "$NODE"):$PATH"
 [ -d node_modules ] || npm ci --no-audit --no-fund
 
 echo "== setting up the lab Cinder (idempotent)"
-bash test/setup.sh
+bash test/setup.sh --lab-only
 
 work=/var/lib/cinder-csi-demo
 run=/run/cinder-csi-demo

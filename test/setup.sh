@@ -1,8 +1,27 @@
 #!/usr/bin/env bash
-# Everything the integration suites need, idempotent: the lab Cinder (both auth modes, all three
-# backends), the host tools for node tests. Used by scripts/test.sh and scripts/demo.sh.
+# Everything the integration suites need, idempotent and cached per machine:
+#  - the lab Cinder (test/lab-up.sh: Keystone API :8776 + noauth API :8786, fake/rbd/tgt backends);
+#  - a real kube-apiserver + etcd (test/k8s/kube-lab.sh; built once from Debian's source package,
+#    about 5.5 min on 2 cores, then cached under /var/cache/cinder-csi/k8s).
+# Used by scripts/test.sh and scripts/demo.sh (the demo needs only the lab: --lab-only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
+lab_only=0
+[ "${1:-}" = "--lab-only" ] && lab_only=1
+if [ "$lab_only" = 0 ]; then
+  # The API server build runs in the background while the lab comes up.
+  bash test/k8s/kube-lab.sh install > /tmp/cinder-csi-kube-install.log 2>&1 &
+  kube_install=$!
+fi
 bash test/lab-up.sh
+if [ "$lab_only" = 0 ]; then
+  if ! wait "$kube_install"; then
+    tail -n 30 /tmp/cinder-csi-kube-install.log >&2
+    echo "test/setup.sh: kube-apiserver install failed" >&2
+    exit 1
+  fi
+  tail -n 3 /tmp/cinder-csi-kube-install.log
+  bash test/k8s/kube-lab.sh up
+fi
 echo "test/setup.sh: ready in $(( $(date +%s) - t0 ))s"

@@ -84,7 +84,16 @@ export async function buildDriver(flags: Flags, logger: Logger): Promise<Driver>
   let lastCloudOk = 0;
   let lastCloudError: string | undefined;
   if (withController) {
-    controller = await buildController(flags, logger, cinder, config, hostConnector, useKube, closers);
+    controller = await buildController(
+      flags,
+      logger,
+      cinder,
+      config,
+      hostConnector,
+      useKube,
+      closers,
+      metrics,
+    );
     const check = async () => {
       try {
         await cinder.negotiate();
@@ -246,6 +255,7 @@ async function buildController(
   localConnector: HostConnector | undefined,
   useKube: boolean,
   closers: (() => Promise<void> | void)[],
+  metrics: import('../metrics/index.ts').Metrics | undefined,
 ): Promise<ControllerService> {
   const { createControllerService } = await import('../csi/controller/index.ts');
   const sources = await import('../csi/connector-source.ts');
@@ -261,6 +271,24 @@ async function buildController(
     kubeSource.start();
     closers.push(() => kubeSource.stop());
     chain.push(kubeSource);
+    // Attachments left on deleted/dead nodes: only this cluster's volumes, never a live one.
+    const { META } = await import('../csi/controller/index.ts');
+    const reconciler = new kube.StaleAttachmentReconciler({
+      cinder,
+      kube: api,
+      driverName: flags.driverName,
+      clusterVolumes: { filters: { metadata: { [META.cluster]: flags.clusterId } } },
+      attachmentHostMetadataPrefix: META.attachmentPrefix,
+      graceMs: flags.reconcileGraceSeconds * 1000,
+      dryRun: flags.reconcileDryRun,
+      logger,
+      ...(metrics ? { onAction: (a: { action: string }) => metrics.reconciler(a.action) } : {}),
+    });
+    kubeSource.onNodeChange((type) => {
+      if (type === 'DELETED') reconciler.nodeDeleted();
+    });
+    reconciler.start();
+    closers.push(() => reconciler.stop());
   }
   return createControllerService({
     cinder,

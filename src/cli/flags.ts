@@ -25,6 +25,8 @@ export interface Flags {
   rbdKeyring: string | undefined;
   nodeStageSecrets: boolean;
   shutdownGraceSeconds: number;
+  reconcileGraceSeconds: number;
+  reconcileDryRun: boolean;
 }
 
 export type CliRequest = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; flags: Flags };
@@ -77,6 +79,12 @@ export const FLAGS: Record<string, FlagSpec> = {
   'host-ip': { type: 'string', help: 'IP address reported in the host connector (default: primary address)' },
   'rbd-keyring': { type: 'string', help: 'host keyring file used to map RBD volumes (node)' },
   'node-stage-secrets': { type: 'boolean', help: 'take CHAP/keyring from node-stage secrets (opt-in)' },
+  'reconcile-grace': {
+    type: 'string',
+    default: '300',
+    help: 'seconds a Cinder attachment without VolumeAttachment/Node lives before it is deleted',
+  },
+  'reconcile-dry-run': { type: 'boolean', help: 'stale-attachment reconciler only reports (Events, logs)' },
   'shutdown-grace': { type: 'string', default: '30', help: 'seconds in-flight calls may run after SIGTERM' },
   help: { type: 'boolean', help: 'print this help' },
   version: { type: 'boolean', help: 'print the version' },
@@ -140,7 +148,12 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (metricsAddress !== undefined && !/^(\[[0-9a-fA-F:]+\]|[\w.-]*):\d{1,5}$/.test(metricsAddress)) {
     throw new FlagError(`--metrics-address ${metricsAddress}: expected [host]:port`);
   }
-  const grace = Number(str('shutdown-grace'));
+  const seconds = (name: string): number => {
+    const v = Number(str(name));
+    if (!Number.isFinite(v) || v < 0) throw new FlagError(`--${name}: expected a number of seconds`);
+    return v;
+  };
+  const grace = seconds('shutdown-grace');
   if (!Number.isFinite(grace) || grace < 0)
     throw new FlagError('--shutdown-grace: expected a number of seconds');
   const driverName = str('driver-name')!;
@@ -174,6 +187,8 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       rbdKeyring: str('rbd-keyring'),
       nodeStageSecrets: bool('node-stage-secrets'),
       shutdownGraceSeconds: grace,
+      reconcileGraceSeconds: seconds('reconcile-grace'),
+      reconcileDryRun: bool('reconcile-dry-run'),
     },
   };
 }

@@ -68,7 +68,7 @@ export interface LoggerSettings {
   level?: string;
   pretty?: boolean;
   /** Where to write; defaults to stdout. Tests pass a stream to capture lines. */
-  destination?: NodeJS.WritableStream;
+  destination?: { write(line: string): unknown };
   base?: Record<string, unknown>;
 }
 
