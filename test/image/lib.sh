@@ -1,0 +1,66 @@
+# shellcheck shell=bash disable=SC2034  # variables are used by the scripts that source this file
+# Shared settings for test/image/*.sh (sourced, not executed).
+#
+# Images live in a storage of their own (vfs driver, no overlay or fuse needed) so that this
+# project's image tests never touch another user's podman/buildah storage on the same machine.
+# Builds run with BUILDAH_ISOLATION=chroot: no user namespaces, no cgroups, no network setup,
+# which is what works inside CI sandboxes without a container engine.
+
+IMAGE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$IMAGE_DIR/../.." && pwd)
+
+# Cache of base-image archives, reused across CI runs on one machine (keyed by input hash).
+CACHE_ROOT=${CINDER_CSI_IMAGE_CACHE:-/var/cache/cinder-csi/image}
+# Container storage (graph root) used for every build; also survives between runs.
+STORAGE_ROOT=${CINDER_CSI_IMAGE_STORAGE:-/var/lib/cinder-csi-image/storage}
+RUN_ROOT=${CINDER_CSI_IMAGE_RUNROOT:-/run/cinder-csi-image}
+
+# Pinned inputs of the base image; changing any of them changes the cache key.
+DEBIAN_SUITE=${CINDER_CSI_BASE_SUITE:-bookworm}
+DEBIAN_MIRROR=${CINDER_CSI_BASE_MIRROR:-http://deb.debian.org/debian}
+# npm that understands package-lock.json as this project writes it (lockfiles written by npm 11.19
+# omit other platforms' optional packages, which older npm ci rejects as out of sync).
+NPM_VERSION=${CINDER_CSI_NPM_VERSION:-11.19.1}
+
+export BUILDAH_ISOLATION=chroot
+export STORAGE_DRIVER=vfs
+export CONTAINERS_STORAGE_CONF="$RUN_ROOT/storage.conf"
+export CONTAINERS_CONF="$IMAGE_DIR/containers.conf"
+export LC_ALL=C.UTF-8
+
+log() { printf '[image %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# Writes the storage.conf that points buildah at our own vfs graph root.
+setup_storage() {
+  mkdir -p "$STORAGE_ROOT" "$RUN_ROOT" "$CACHE_ROOT"
+  cat >"$CONTAINERS_STORAGE_CONF" <<EOF
+[storage]
+driver = "vfs"
+graphroot = "$STORAGE_ROOT"
+runroot = "$RUN_ROOT/runroot"
+EOF
+}
+
+# buildah with our storage; every call has a wall-clock limit so a hung build cannot block CI.
+bh() {
+  timeout --kill-after=30 "${BH_TIMEOUT:-1800}" buildah --storage-driver vfs --root "$STORAGE_ROOT" \
+    --runroot "$RUN_ROOT/runroot" "$@"
+}
+
+image_exists() { bh inspect --type image "$1" >/dev/null 2>&1; }
+
+need_tools() {
+  local missing=()
+  for t in "$@"; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      log "installing ${missing[*]} (Debian packages)"
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        buildah debootstrap runc >/dev/null
+    else
+      die "missing tools: ${missing[*]} (apt-get install buildah debootstrap)"
+    fi
+  fi
+}
