@@ -23,7 +23,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 NODE=$(bash scripts/ensure-node.sh)
 export PATH="$(dirname "$NODE"):$PATH"
-[ -d node_modules ] || npm ci --no-audit --no-fund
+[ -d node_modules ] || bash scripts/npm-deps.sh
 
 echo "== setting up the lab Cinder (idempotent)"
 bash test/setup.sh --lab-only

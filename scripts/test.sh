@@ -21,7 +21,7 @@ for a in "$@"; do
     *) files+=("$a"); setup=0 ;;
   esac
 done
-[ -d node_modules ] || npm ci --no-audit --no-fund
+[ -d node_modules ] || bash scripts/npm-deps.sh
 if [ "$setup" = 1 ]; then
   if [ "$(id -u)" = 0 ]; then
     bash test/setup.sh
