@@ -54,7 +54,12 @@ export async function buildDriver(flags: Flags, logger: Logger): Promise<Driver>
   const session = new OpenStackSession({
     config: () => configSource.current ?? config,
     logger,
-    ...(metrics ? { observer: { onResponse: (i) => metrics.observeOpenStack(i) } } : {}),
+    ...(metrics
+      ? {
+          observer: { onResponse: (i) => metrics.observeOpenStack(i) },
+          onTokenRequest: (ok: boolean) => metrics.tokenRefresh(ok),
+        }
+      : {}),
   });
   closers.push(() => session.close());
   const stopWatch = configSource.watch(() => {
@@ -135,7 +140,14 @@ export async function buildDriver(flags: Flags, logger: Logger): Promise<Driver>
     readiness,
   });
   const observer: RpcObserver | undefined = metrics
-    ? { observeRpc: (m, c, s) => metrics.observeRpc(m, c, s), rpcInFlight: metrics.rpcInFlight }
+    ? {
+        observeRpc: (method, code, seconds) => {
+          metrics.observeRpc(method, code, seconds);
+          const op = NODE_OPS[method];
+          if (op) metrics.observeNodeOp(op, seconds, code === 'OK');
+        },
+        rpcInFlight: metrics.rpcInFlight,
+      }
     : undefined;
   const server = new CsiServer({
     endpoint: flags.endpoint,
@@ -300,6 +312,17 @@ async function buildController(
     ignoreVolumeAZ: config.blockStorage.ignoreVolumeAZ,
   });
 }
+
+/** RPCs whose durations are also reported as attach/detach and stage/unstage operations. */
+const NODE_OPS: Record<string, import('../metrics/index.ts').NodeOp> = {
+  'Controller/ControllerPublishVolume': 'attach',
+  'Controller/ControllerUnpublishVolume': 'detach',
+  'Node/NodeStageVolume': 'stage',
+  'Node/NodeUnstageVolume': 'unstage',
+  'Node/NodePublishVolume': 'publish',
+  'Node/NodeUnpublishVolume': 'unpublish',
+  'Node/NodeExpandVolume': 'expand',
+};
 
 export function topologyKey(driverName: string): string {
   return `topology.${driverName}/zone`;

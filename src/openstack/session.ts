@@ -53,6 +53,8 @@ export interface OpenStackSessionOptions {
   http?: HttpClient;
   /** Metrics hook for the session's own HTTP client (a given `http` brings its own observer). */
   observer?: HttpObserver;
+  /** Called after every token request (metrics: token refreshes by result). */
+  onTokenRequest?: (ok: boolean) => void;
   /** Timeout of one token request (default 30 s). */
   authTimeoutMs?: number;
   /** Clock, for tests. */
@@ -73,11 +75,13 @@ export class OpenStackSession {
   #token: KeystoneToken | undefined;
   #inflight: Promise<KeystoneToken> | undefined;
   #tokenRequests = 0;
+  readonly #onTokenRequest: ((ok: boolean) => void) | undefined;
   readonly #services = new Map<ServiceKind, ServiceSession>();
 
   constructor(opts: OpenStackSessionOptions) {
     this.#configSource = opts.config;
     this.#logger = opts.logger;
+    this.#onTokenRequest = opts.onTokenRequest;
     this.#config = this.#readConfig();
     this.#authTimeoutMs = opts.authTimeoutMs ?? 30_000;
     this.#now = opts.now ?? Date.now;
@@ -184,6 +188,7 @@ export class OpenStackSession {
     try {
       const token = await authenticate(this.#http, auth, { timeoutMs: this.#authTimeoutMs, now: this.#now });
       this.#token = token;
+      this.#onTokenRequest?.(true);
       this.#logger.debug(
         {
           userId: token.userId,
@@ -196,6 +201,7 @@ export class OpenStackSession {
       return token;
     } catch (err) {
       this.#token = undefined;
+      this.#onTokenRequest?.(false);
       this.#logger.warn(
         { err: err instanceof Error ? err.message : String(err), authType: auth.type },
         'keystone authentication failed',
