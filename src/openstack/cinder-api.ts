@@ -70,7 +70,10 @@ export interface CinderApi {
   ): Promise<Volume>;
   deleteVolume(id: string, opts?: CallOptions & { cascade?: boolean; force?: boolean }): Promise<void>;
   setVolumeMetadata(id: string, metadata: Record<string, string>, opts?: CallOptions): Promise<void>;
-  extendVolume(id: string, newSizeGiB: number, opts?: CallOptions): Promise<void>;
+  /** Removes one metadata key (404 when the key or the volume does not exist). */
+  deleteVolumeMetadataKey(id: string, key: string, opts?: CallOptions): Promise<void>;
+  /** `os-extend`; `online: true` for an in-use volume (needs 3.42, refused locally below). */
+  extendVolume(id: string, newSizeGiB: number, opts?: CallOptions & { online?: boolean }): Promise<void>;
   retypeVolume(
     id: string,
     newType: string,
