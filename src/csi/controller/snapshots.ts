@@ -1,0 +1,440 @@
+/**
+ * CreateSnapshot, DeleteSnapshot, ListSnapshots, GetSnapshot.
+ *
+ * CSI snapshot ids: a Cinder snapshot id, or `backup:<Cinder backup id>` for snapshots of
+ * VolumeSnapshotClass parameter `type: backup`. A backup is taken from a temporary Cinder snapshot
+ * (name `<csi name>-tmp`, metadata `cinder.csi.dev/backup-of`), deleted once the backup is
+ * available (or when the backup is deleted).
+ *
+ * Idempotent by name + source: the same name on another source volume → ALREADY_EXISTS. A snapshot
+ * that is not ready within `snapshotWaitMs` (or shortly before the call's deadline) is returned
+ * with ready_to_use=false; the snapshotter calls again until it is true.
+ *
+ * ListSnapshots shows this cluster's snapshots (metadata `cinder.csi.dev/cluster`); backups are
+ * only listed by id. A snapshot from which Cinder volumes were created cannot be deleted while
+ * those volumes exist (FAILED_PRECONDITION naming them): on copy-on-write backends (RBD) they
+ * depend on it.
+ */
+import type * as csi from '../../grpc/generated/csi/v1/index.ts';
+import type { Backup, Snapshot } from '../../openstack/cinder-types.ts';
+import { WaitAbortedError, WaitFailedError } from '../../openstack/waiter.ts';
+import { AbortedError } from '../../util/abort.ts';
+import { classifyFailureReason, fromCloudError } from '../cloud-errors.ts';
+import {
+  aborted,
+  alreadyExists,
+  CsiError,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  unavailable,
+} from '../errors.ts';
+import type { RpcContext } from '../rpc.ts';
+import { BACKUP_ID_PREFIX, type Controller, lockKey, META, softDeadline, withLocks } from './context.ts';
+import { backupToCsiSnapshot, toCsiSnapshot } from './convert.ts';
+import { markerMetadata, parseSnapshotParams, type SnapshotParams } from './params.ts';
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DEFAULT_SNAPSHOT_WAIT_MS = 60_000;
+
+const isNotFound = (err: unknown) => (err as { notFound?: boolean } | null)?.notFound === true;
+
+export async function createSnapshot(
+  c: Controller,
+  req: csi.CreateSnapshotRequest__Output,
+  ctx: RpcContext,
+): Promise<csi.CreateSnapshotResponse> {
+  if (!req.name) throw invalidArgument('name is required');
+  if (!req.source_volume_id) throw invalidArgument('source_volume_id is required');
+  const params = parseSnapshotParams(req.parameters);
+  const what = `create snapshot ${req.name} of volume ${req.source_volume_id}`;
+  return withLocks(c, [lockKey.snapshotName(req.name)], `snapshot name ${req.name}`, async () => {
+    try {
+      const snapshot =
+        params.kind === 'backup'
+          ? await createBackupSnapshot(c, req, params, ctx)
+          : await createPlainSnapshot(c, req, params, ctx);
+      return { snapshot };
+    } catch (err) {
+      throw fromCloudError(err, what, {
+        signal: ctx.signal,
+        deadlineHint: 'Cinder is still working on it; a retry with the same name picks it up',
+      });
+    }
+  });
+}
+
+async function sourceVolume(c: Controller, id: string, ctx: RpcContext, force: boolean) {
+  const v = await c.cinder.getVolume(id, { signal: ctx.signal }).catch((e) => {
+    throw fromCloudError(e, 'snapshot source', { notFound: notFound(`source volume ${id} does not exist`) });
+  });
+  if (v.status === 'in-use' && !force) {
+    throw failedPrecondition(`source volume ${id} is in use and the VolumeSnapshotClass sets force=false`);
+  }
+  if (v.status !== 'available' && v.status !== 'in-use') {
+    const transient = ['creating', 'attaching', 'detaching', 'reserved', 'extending', 'retyping'].includes(
+      String(v.status),
+    );
+    const msg = `source volume ${id} is ${v.status}; Cinder snapshots only available or in-use volumes`;
+    throw transient ? unavailable(`${msg}; retry`) : failedPrecondition(msg);
+  }
+  return v;
+}
+
+async function findSnapshot(c: Controller, name: string, signal: AbortSignal): Promise<Snapshot | undefined> {
+  const page = await c.cinder.listSnapshotsPage({ name }, { signal });
+  return page.items.find(
+    (s) => s.metadata?.[META.csiName] === name && s.metadata?.[META.cluster] === c.clusterId,
+  );
+}
+
+async function createPlainSnapshot(
+  c: Controller,
+  req: csi.CreateSnapshotRequest__Output,
+  params: SnapshotParams,
+  ctx: RpcContext,
+): Promise<csi.Snapshot> {
+  // The name lookup and the source check are independent: run them together (one round trip less).
+  const [found, source] = await Promise.allSettled([
+    findSnapshot(c, req.name, ctx.signal),
+    sourceVolume(c, req.source_volume_id, ctx, params.force),
+  ]);
+  if (found.status === 'rejected') throw found.reason;
+  let s = found.value;
+  if (s && s.volume_id !== req.source_volume_id) {
+    throw alreadyExists(
+      `snapshot ${req.name} already exists (Cinder snapshot ${s.id}) for another volume ${s.volume_id}`,
+    );
+  }
+  let paced: { kind: string; startedAt: number } | undefined;
+  if (!s) {
+    if (source.status === 'rejected') throw source.reason;
+    const v = source.value;
+    paced = { kind: `snapshot|${v.volume_type ?? ''}`, startedAt: Date.now() };
+    s = await c.cinder.createSnapshot(
+      {
+        volume_id: v.id,
+        name: req.name,
+        description: `Created by ${c.driverName}`,
+        force: v.status === 'in-use' ? true : undefined,
+        metadata: { ...params.metadata, ...markerMetadata(req.name, c.clusterId) },
+      },
+      { signal: ctx.signal },
+    );
+    ctx.log.info({ snapshotId: s.id, volumeId: v.id }, 'CreateSnapshot: Cinder snapshot created');
+  }
+  const ready = await settleSnapshot(c, s, ctx, undefined, paced);
+  return toCsiSnapshot(ready);
+}
+
+/** Waits for `available` for a while; `error` → delete it and fail with the reason. */
+async function settleSnapshot(
+  c: Controller,
+  s: Snapshot,
+  ctx: RpcContext,
+  capMs?: number,
+  paced?: { kind: string; startedAt: number },
+): Promise<Snapshot> {
+  if (s.status === 'available') return s;
+  if (String(s.status).startsWith('error')) return failSnapshot(c, s.id, undefined, ctx);
+  if (s.status === 'deleting')
+    throw unavailable(`snapshot ${s.name} (${s.id}) is being deleted; retry once it is gone`);
+  const signal = softDeadline(
+    ctx.signal,
+    ctx.deadline,
+    capMs ?? c.snapshotWaitMs ?? DEFAULT_SNAPSHOT_WAIT_MS,
+  );
+  const wait = async () => (await c.cinder.waitForSnapshot(s.id, { target: ['available'], signal })) ?? s;
+  const check = async () => {
+    const now = await c.cinder.getSnapshot(s.id, { signal });
+    return now.status === 'available' ? now : undefined;
+  };
+  try {
+    return paced ? await c.pacer.wait(paced.kind, paced.startedAt, check, wait, signal) : await wait();
+  } catch (err) {
+    if (err instanceof WaitFailedError) return failSnapshot(c, s.id, err.reason, ctx);
+    if (err instanceof AbortedError && !ctx.signal.aborted) {
+      const last = err instanceof WaitAbortedError ? err.lastStatus : undefined;
+      return { ...s, status: last ?? s.status }; // not ready yet: ready_to_use=false
+    }
+    throw err;
+  }
+}
+
+async function failSnapshot(
+  c: Controller,
+  id: string,
+  reason: string | undefined,
+  ctx: RpcContext,
+): Promise<never> {
+  let why = reason;
+  if (!why) {
+    const msgs = await c.cinder.listMessages({ resource_uuid: id }, { signal: ctx.signal }).catch(() => []);
+    why = msgs.sort((a, b) => (a.created_at < b.created_at ? 1 : -1))[0]?.user_message;
+  }
+  why ??= 'Cinder gave no reason';
+  await c.cinder.deleteSnapshot(id, { signal: AbortSignal.timeout(30_000) }).catch((err) => {
+    ctx.log.warn({ snapshotId: id, err: (err as Error).message }, 'could not delete failed snapshot');
+  });
+  throw new CsiError(classifyFailureReason(why), `Cinder snapshot ${id} went to error: ${why}`);
+}
+
+// ---------------------------------------------------------------- backups
+
+const tmpName = (name: string) => `${name}-tmp`;
+
+async function findBackup(c: Controller, name: string, signal: AbortSignal): Promise<Backup | undefined> {
+  for await (const b of c.cinder.listBackups({ name }, { signal })) {
+    if (b.name === name && (b.metadata?.[META.cluster] ?? c.clusterId) === c.clusterId) return b;
+  }
+  return undefined;
+}
+
+async function findTempSnapshot(
+  c: Controller,
+  name: string,
+  signal: AbortSignal,
+): Promise<Snapshot | undefined> {
+  const page = await c.cinder.listSnapshotsPage({ name: tmpName(name) }, { signal });
+  return page.items.find(
+    (s) => s.metadata?.[META.backupOf] === name && s.metadata?.[META.cluster] === c.clusterId,
+  );
+}
+
+async function deleteTempSnapshot(c: Controller, name: string, ctx: RpcContext): Promise<void> {
+  const tmp = await findTempSnapshot(c, name, ctx.signal);
+  if (!tmp) return;
+  await c.cinder.deleteSnapshot(tmp.id, { signal: ctx.signal }).catch((err) => {
+    if (!isNotFound(err)) throw err;
+  });
+  ctx.log.info({ snapshotId: tmp.id, backup: name }, 'deleted temporary snapshot of backup');
+}
+
+async function createBackupSnapshot(
+  c: Controller,
+  req: csi.CreateSnapshotRequest__Output,
+  params: SnapshotParams,
+  ctx: RpcContext,
+): Promise<csi.Snapshot> {
+  let b = await findBackup(c, req.name, ctx.signal);
+  if (b && b.volume_id !== req.source_volume_id) {
+    throw alreadyExists(
+      `snapshot ${req.name} already exists (Cinder backup ${b.id}) for another volume ${b.volume_id}`,
+    );
+  }
+  if (!b) {
+    const v = await sourceVolume(c, req.source_volume_id, ctx, params.force);
+    let tmp = await findTempSnapshot(c, req.name, ctx.signal);
+    tmp ??= await c.cinder.createSnapshot(
+      {
+        volume_id: v.id,
+        name: tmpName(req.name),
+        description: `Temporary snapshot for backup ${req.name}, created by ${c.driverName}`,
+        force: v.status === 'in-use' ? true : undefined,
+        metadata: { [META.backupOf]: req.name, [META.cluster]: c.clusterId },
+      },
+      { signal: ctx.signal },
+    );
+    // Without its temporary snapshot there is no backup id to return yet: wait for the whole call.
+    tmp = await c.cinder
+      .waitForSnapshot(tmp.id, { target: ['available'], signal: ctx.signal })
+      .catch((err) => {
+        if (err instanceof WaitFailedError) return failSnapshot(c, err.id, err.reason, ctx);
+        throw err;
+      });
+    if (!tmp) throw unavailable(`temporary snapshot of backup ${req.name} disappeared; retry`);
+    b = await c.cinder.createBackup(
+      {
+        volume_id: v.id,
+        snapshot_id: tmp.id,
+        name: req.name,
+        description: `Created by ${c.driverName}`,
+        ...(c.cinder.supports('3.43')
+          ? { metadata: { ...params.metadata, ...markerMetadata(req.name, c.clusterId) } }
+          : {}),
+      },
+      { signal: ctx.signal },
+    );
+    ctx.log.info({ backupId: b.id, volumeId: v.id }, 'CreateSnapshot: Cinder backup created');
+  }
+  if (b.status !== 'available') {
+    if (String(b.status).startsWith('error')) return failBackup(c, b, req.name, ctx);
+    const signal = softDeadline(ctx.signal, ctx.deadline, c.snapshotWaitMs ?? DEFAULT_SNAPSHOT_WAIT_MS);
+    try {
+      b = (await c.cinder.waitForBackup(b.id, { target: ['available'], signal })) ?? b;
+    } catch (err) {
+      if (err instanceof WaitFailedError) return failBackup(c, b, req.name, ctx);
+      if (!(err instanceof WaitAbortedError) || ctx.signal.aborted) throw err;
+      return backupToCsiSnapshot(b); // still creating: ready_to_use=false, the snapshotter calls again
+    }
+  }
+  await deleteTempSnapshot(c, req.name, ctx);
+  return backupToCsiSnapshot(b);
+}
+
+async function failBackup(c: Controller, b: Backup, name: string, ctx: RpcContext): Promise<never> {
+  const fresh = await c.cinder.getBackup(b.id, { signal: ctx.signal }).catch(() => b);
+  const why = fresh.fail_reason ?? 'Cinder gave no reason';
+  await c.cinder.deleteBackup(b.id, { signal: AbortSignal.timeout(30_000) }).catch(() => undefined);
+  await deleteTempSnapshot(c, name, ctx).catch(() => undefined);
+  if (/service not found|cinder-backup/i.test(why)) {
+    throw failedPrecondition(
+      `Cinder backup ${b.id} failed: ${why} (this cloud runs no cinder-backup service; use a VolumeSnapshotClass with type: snapshot)`,
+    );
+  }
+  throw new CsiError(classifyFailureReason(why), `Cinder backup ${b.id} failed: ${why}`);
+}
+
+// ---------------------------------------------------------------- DeleteSnapshot
+
+export async function deleteSnapshot(
+  c: Controller,
+  req: csi.DeleteSnapshotRequest__Output,
+  ctx: RpcContext,
+): Promise<csi.DeleteSnapshotResponse> {
+  if (!req.snapshot_id) throw invalidArgument('snapshot_id is required');
+  const id = req.snapshot_id;
+  const what = `delete snapshot ${id}`;
+  return withLocks(c, [lockKey.snapshot(id)], `snapshot ${id}`, async () => {
+    try {
+      if (id.startsWith(BACKUP_ID_PREFIX))
+        await deleteBackupSnapshot(c, id.slice(BACKUP_ID_PREFIX.length), ctx);
+      else await deletePlainSnapshot(c, id, ctx);
+      return {};
+    } catch (err) {
+      if (err instanceof WaitFailedError) {
+        throw failedPrecondition(
+          `${what}: Cinder did not delete it (${err.reason ?? `status ${err.status}`})`,
+        );
+      }
+      throw fromCloudError(err, what, { signal: ctx.signal, deadlineHint: 'Cinder is still deleting it' });
+    }
+  });
+}
+
+async function deletePlainSnapshot(c: Controller, id: string, ctx: RpcContext): Promise<void> {
+  let s: Snapshot;
+  try {
+    s = await c.cinder.getSnapshot(id, { signal: ctx.signal });
+  } catch (err) {
+    if (isNotFound(err)) return;
+    throw err;
+  }
+  if (s.status !== 'deleting') {
+    const dependents: string[] = [];
+    for await (const v of c.cinder.listVolumes({}, { signal: ctx.signal })) {
+      if (v.snapshot_id === id && !String(v.status).startsWith('delet')) dependents.push(v.id);
+    }
+    if (dependents.length > 0) {
+      throw failedPrecondition(
+        `snapshot ${id} has dependent volumes ${dependents.join(', ')} created from it; delete them first`,
+      );
+    }
+    try {
+      await c.cinder.deleteSnapshot(id, { signal: ctx.signal });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+  }
+  // A backend that refuses (e.g. snapshot busy) puts the snapshot back to available.
+  await c.cinder.waitForSnapshot(id, {
+    target: [],
+    gone: true,
+    failOn: ['error_deleting', 'error', 'available'],
+    signal: ctx.signal,
+  });
+  ctx.log.info({ snapshotId: id }, 'DeleteSnapshot: deleted');
+}
+
+async function deleteBackupSnapshot(c: Controller, backupId: string, ctx: RpcContext): Promise<void> {
+  let b: Backup;
+  try {
+    b = await c.cinder.getBackup(backupId, { signal: ctx.signal });
+  } catch (err) {
+    if (isNotFound(err)) return;
+    throw err;
+  }
+  if (b.status !== 'deleting') {
+    await c.cinder.deleteBackup(backupId, { signal: ctx.signal }).catch((err) => {
+      if (!isNotFound(err)) throw err;
+    });
+  }
+  await c.cinder.waitForBackup(backupId, {
+    target: [],
+    gone: true,
+    failOn: ['error_deleting', 'error'],
+    signal: ctx.signal,
+  });
+  if (b.name) await deleteTempSnapshot(c, b.name, ctx);
+  ctx.log.info({ backupId }, 'DeleteSnapshot: backup deleted');
+}
+
+// ---------------------------------------------------------------- ListSnapshots / GetSnapshot
+
+async function lookup(c: Controller, id: string, ctx: RpcContext): Promise<csi.Snapshot | undefined> {
+  try {
+    if (id.startsWith(BACKUP_ID_PREFIX)) {
+      return backupToCsiSnapshot(
+        await c.cinder.getBackup(id.slice(BACKUP_ID_PREFIX.length), { signal: ctx.signal }),
+      );
+    }
+    return toCsiSnapshot(await c.cinder.getSnapshot(id, { signal: ctx.signal }));
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw fromCloudError(err, `get snapshot ${id}`, { signal: ctx.signal });
+  }
+}
+
+export async function getSnapshot(
+  c: Controller,
+  req: csi.GetSnapshotRequest__Output,
+  ctx: RpcContext,
+): Promise<csi.GetSnapshotResponse> {
+  if (!req.snapshot_id) throw invalidArgument('snapshot_id is required');
+  const s = await lookup(c, req.snapshot_id, ctx);
+  if (!s) throw notFound(`snapshot ${req.snapshot_id} does not exist`);
+  return { snapshot: s };
+}
+
+export async function listSnapshots(
+  c: Controller,
+  req: csi.ListSnapshotsRequest__Output,
+  ctx: RpcContext,
+): Promise<csi.ListSnapshotsResponse> {
+  if (req.max_entries < 0) throw invalidArgument('max_entries must not be negative');
+  if (req.snapshot_id) {
+    const s = await lookup(c, req.snapshot_id, ctx);
+    const match = s && (!req.source_volume_id || s.source_volume_id === req.source_volume_id);
+    return { entries: match ? [{ snapshot: s }] : [], next_token: '' };
+  }
+  const token = req.starting_token || undefined;
+  if (token !== undefined && !UUID_RE.test(token))
+    throw aborted(`starting_token "${token.slice(0, 64)}" is not valid`);
+  let page: { items: Snapshot[]; next: string | undefined };
+  try {
+    page = await c.cinder.listSnapshotsPage(
+      {
+        volume_id: req.source_volume_id || undefined,
+        limit: req.max_entries > 0 ? req.max_entries : undefined,
+        marker: token,
+      },
+      { signal: ctx.signal },
+    );
+  } catch (err) {
+    const e = err as { badRequest?: boolean; notFound?: boolean; faultMessage?: string };
+    // Cinder answers an unknown marker with 404 "Volume <marker> could not be found" (or 400 "marker").
+    if (
+      token &&
+      (e.badRequest || e.notFound) &&
+      (/marker/i.test(e.faultMessage ?? '') || e.faultMessage?.includes(token))
+    ) {
+      throw aborted(`starting_token ${token} is not valid (no such snapshot in this listing)`);
+    }
+    throw fromCloudError(err, 'list snapshots', { signal: ctx.signal });
+  }
+  const mine = page.items.filter(
+    (s) => s.metadata?.[META.cluster] === c.clusterId && !s.metadata?.[META.backupOf],
+  );
+  return { entries: mine.map((s) => ({ snapshot: toCsiSnapshot(s) })), next_token: page.next ?? '' };
+}

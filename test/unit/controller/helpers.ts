@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { StaticConnectorSource } from '../../../src/csi/connector-source.ts';
+import { createControllerService } from '../../../src/csi/controller/index.ts';
+import { CsiError } from '../../../src/csi/errors.ts';
+import type { RpcContext } from '../../../src/csi/rpc.ts';
+import type * as csi from '../../../src/grpc/generated/csi/v1/index.ts';
+import type { CinderApi } from '../../../src/openstack/cinder-api.ts';
+import { createLogger } from '../../../src/util/logger.ts';
+
+export const GiB = 1024 ** 3;
+export const TOPOLOGY_KEY = 'topology.cinder.csi.dev/zone';
+export const logger = createLogger({ level: 'silent' });
+
+/** An RpcContext whose signal fires after `timeoutMs` (a gRPC deadline) or never. */
+export function ctx(timeoutMs?: number): RpcContext {
+  const signal = timeoutMs === undefined ? new AbortController().signal : AbortSignal.timeout(timeoutMs);
+  return {
+    signal,
+    deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
+    requestId: 'test',
+    log: logger,
+  };
+}
+
+export type AccessMode = csi._csi_v1_VolumeCapability_AccessMode_Mode__Output;
+
+export function cap(
+  mode: AccessMode = 'SINGLE_NODE_WRITER',
+  kind: 'mount' | 'block' = 'mount',
+): csi.VolumeCapability__Output {
+  return kind === 'mount'
+    ? {
+        mount: { fs_type: 'ext4', mount_flags: [], volume_mount_group: '' },
+        access_mode: { mode },
+        access_type: 'mount',
+      }
+    : { block: {}, access_mode: { mode }, access_type: 'block' };
+}
+
+export function createReq(
+  name: string,
+  extra: Partial<csi.CreateVolumeRequest__Output> = {},
+): csi.CreateVolumeRequest__Output {
+  return {
+    name,
+    capacity_range: null,
+    volume_capabilities: [cap()],
+    parameters: {},
+    secrets: {},
+    volume_content_source: null,
+    accessibility_requirements: null,
+    mutable_parameters: {},
+    ...extra,
+  };
+}
+
+export function service(
+  cinder: CinderApi,
+  extra: { clusterId?: string; connectors?: Record<string, unknown> } = {},
+) {
+  const connectors = new StaticConnectorSource(
+    (extra.connectors ?? {
+      'node-1': {
+        initiator: 'iqn.2004-10.com.ubuntu:01:node1',
+        ip: '10.0.0.1',
+        host: 'node-1',
+        multipath: false,
+      },
+      'node-2': {
+        initiator: 'iqn.2004-10.com.ubuntu:01:node2',
+        ip: '10.0.0.2',
+        host: 'node-2',
+        multipath: false,
+      },
+      'node-bare': null,
+    }) as never,
+  );
+  return createControllerService({
+    cinder,
+    connectors,
+    clusterId: extra.clusterId ?? 'test-cluster',
+    driverName: 'cinder.csi.dev',
+    topologyKey: TOPOLOGY_KEY,
+    logger,
+    snapshotWaitMs: 2000,
+  });
+}
+
+/** Asserts the promise rejects with a CsiError of `code`; returns it. */
+export async function rejectsWith(p: Promise<unknown>, code: number, message?: RegExp): Promise<CsiError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(
+      err instanceof CsiError,
+      `expected CsiError, got ${(err as Error)?.name}: ${(err as Error)?.message}`,
+    );
+    assert.equal(err.code, code, `code ${err.code} (${err.message})`);
+    if (message) assert.match(err.message, message);
+    return err;
+  }
+  assert.fail('expected a rejection');
+}
