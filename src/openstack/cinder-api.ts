@@ -1,7 +1,7 @@
 import type {
   AbsoluteLimits,
-  Attachment,
   AttachMode,
+  Attachment,
   AvailabilityZone,
   Backup,
   CreateAttachmentRequest,
@@ -103,7 +103,10 @@ export interface CinderApi {
   // attachments (3.27+)
   createAttachment(req: CreateAttachmentRequest, opts?: CallOptions): Promise<Attachment>;
   getAttachment(id: string, opts?: CallOptions): Promise<Attachment>;
-  listAttachments(filters?: { volume_id?: string; status?: string }, opts?: CallOptions): Promise<Attachment[]>;
+  listAttachments(
+    filters?: { volume_id?: string; status?: string },
+    opts?: CallOptions,
+  ): Promise<Attachment[]>;
   updateAttachment(
     id: string,
     connector: Record<string, unknown>,
@@ -126,14 +129,25 @@ export interface CinderApi {
   getBackup(id: string, opts?: CallOptions): Promise<Backup>;
   listBackups(filters?: { name?: string; volume_id?: string }, opts?: CallOptions): AsyncIterable<Backup>;
   deleteBackup(id: string, opts?: CallOptions): Promise<void>;
-  restoreBackup(id: string, target: { volume_id?: string; name?: string }, opts?: CallOptions): Promise<{ volume_id: string }>;
+  restoreBackup(
+    id: string,
+    target: { volume_id?: string; name?: string },
+    opts?: CallOptions,
+  ): Promise<{ volume_id: string }>;
   waitForBackup(id: string, wait: WaitOptions): Promise<Backup | undefined>;
 
   // groups (3.13+) and group snapshots (3.14+)
-  createGroup(req: { name: string; group_type: string; volume_types: string[]; availability_zone?: string }, opts?: CallOptions): Promise<Group>;
+  createGroup(
+    req: { name: string; group_type: string; volume_types: string[]; availability_zone?: string },
+    opts?: CallOptions,
+  ): Promise<Group>;
   getGroup(id: string, opts?: CallOptions): Promise<Group>;
   deleteGroup(id: string, opts?: CallOptions & { deleteVolumes?: boolean }): Promise<void>;
-  updateGroup(id: string, patch: { add_volumes?: string[]; remove_volumes?: string[] }, opts?: CallOptions): Promise<void>;
+  updateGroup(
+    id: string,
+    patch: { add_volumes?: string[]; remove_volumes?: string[] },
+    opts?: CallOptions,
+  ): Promise<void>;
   createGroupSnapshot(req: { group_id: string; name?: string }, opts?: CallOptions): Promise<GroupSnapshot>;
   getGroupSnapshot(id: string, opts?: CallOptions): Promise<GroupSnapshot>;
   deleteGroupSnapshot(id: string, opts?: CallOptions): Promise<void>;

@@ -61,7 +61,7 @@ export interface Volume {
   user_id?: string;
   'os-vol-tenant-attr:tenant_id'?: string;
   'os-vol-host-attr:host'?: string | null;
-  'volume_image_metadata'?: Record<string, string>;
+  volume_image_metadata?: Record<string, string>;
 }
 
 export interface CreateVolumeRequest {
@@ -268,7 +268,10 @@ export interface AbsoluteLimits {
 }
 
 /** Quota set with usage (`GET os-quota-sets/{project}?usage=true`), incl. per-type keys like `gigabytes_<type>`. */
-export type QuotaUsage = Record<string, { limit: number; in_use: number; reserved?: number; allocated?: number }>;
+export type QuotaUsage = Record<
+  string,
+  { limit: number; in_use: number; reserved?: number; allocated?: number }
+>;
 
 export interface AvailabilityZone {
   zoneName: string;
