@@ -15,13 +15,13 @@
  * those volumes exist (FAILED_PRECONDITION naming them): on copy-on-write backends (RBD) they
  * depend on it.
  */
+
 import type * as csi from '../../grpc/generated/csi/v1/index.ts';
 import type { Backup, Snapshot } from '../../openstack/cinder-types.ts';
 import { WaitAbortedError, WaitFailedError } from '../../openstack/waiter.ts';
 import { AbortedError } from '../../util/abort.ts';
 import { classifyFailureReason, fromCloudError } from '../cloud-errors.ts';
 import {
-  aborted,
   alreadyExists,
   CsiError,
   failedPrecondition,
@@ -32,9 +32,10 @@ import {
 import type { RpcContext } from '../rpc.ts';
 import { BACKUP_ID_PREFIX, type Controller, lockKey, META, softDeadline, withLocks } from './context.ts';
 import { backupToCsiSnapshot, toCsiSnapshot } from './convert.ts';
+import { cinderPage } from './paging.ts';
 import { markerMetadata, parseSnapshotParams, type SnapshotParams } from './params.ts';
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const _UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DEFAULT_SNAPSHOT_WAIT_MS = 60_000;
 
 const isNotFound = (err: unknown) => (err as { notFound?: boolean } | null)?.notFound === true;
@@ -402,37 +403,18 @@ export async function listSnapshots(
   req: csi.ListSnapshotsRequest__Output,
   ctx: RpcContext,
 ): Promise<csi.ListSnapshotsResponse> {
-  if (req.max_entries < 0) throw invalidArgument('max_entries must not be negative');
   if (req.snapshot_id) {
+    if (req.max_entries < 0) throw invalidArgument('max_entries must not be negative');
     const s = await lookup(c, req.snapshot_id, ctx);
     const match = s && (!req.source_volume_id || s.source_volume_id === req.source_volume_id);
     return { entries: match ? [{ snapshot: s }] : [], next_token: '' };
   }
-  const token = req.starting_token || undefined;
-  if (token !== undefined && !UUID_RE.test(token))
-    throw aborted(`starting_token "${token.slice(0, 64)}" is not valid`);
-  let page: { items: Snapshot[]; next: string | undefined };
-  try {
-    page = await c.cinder.listSnapshotsPage(
-      {
-        volume_id: req.source_volume_id || undefined,
-        limit: req.max_entries > 0 ? req.max_entries : undefined,
-        marker: token,
-      },
+  const page = await cinderPage('snapshot', req, ctx, (q) =>
+    c.cinder.listSnapshotsPage(
+      { volume_id: req.source_volume_id || undefined, ...q },
       { signal: ctx.signal },
-    );
-  } catch (err) {
-    const e = err as { badRequest?: boolean; notFound?: boolean; faultMessage?: string };
-    // Cinder answers an unknown marker with 404 "Volume <marker> could not be found" (or 400 "marker").
-    if (
-      token &&
-      (e.badRequest || e.notFound) &&
-      (/marker/i.test(e.faultMessage ?? '') || e.faultMessage?.includes(token))
-    ) {
-      throw aborted(`starting_token ${token} is not valid (no such snapshot in this listing)`);
-    }
-    throw fromCloudError(err, 'list snapshots', { signal: ctx.signal });
-  }
+    ),
+  );
   const mine = page.items.filter(
     (s) => s.metadata?.[META.cluster] === c.clusterId && !s.metadata?.[META.backupOf],
   );

@@ -2,17 +2,19 @@
  * DeleteVolume, ValidateVolumeCapabilities, ListVolumes, ControllerGetVolume,
  * ControllerExpandVolume, ControllerModifyVolume.
  */
+
 import type * as csi from '../../grpc/generated/csi/v1/index.ts';
 import type { Volume } from '../../openstack/cinder-types.ts';
 import { WaitFailedError } from '../../openstack/waiter.ts';
 import { fromCloudError } from '../cloud-errors.ts';
-import { aborted, Code, CsiError, failedPrecondition, invalidArgument, notFound } from '../errors.ts';
+import { Code, CsiError, failedPrecondition, invalidArgument, notFound } from '../errors.ts';
 import type { RpcContext } from '../rpc.ts';
 import { type Controller, lockKey, META, withLocks } from './context.ts';
 import { bytesOf, conditionOf, publishedNodes, sizeGiB, toCsiVolume } from './convert.ts';
+import { cinderPage } from './paging.ts';
 import { capabilityProblem, parseMutableParams, parseVolumeParams } from './params.ts';
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const _UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 async function getVolumeOr404(c: Controller, id: string, ctx: RpcContext, what: string): Promise<Volume> {
   try {
@@ -140,32 +142,9 @@ export async function listVolumes(
   req: csi.ListVolumesRequest__Output,
   ctx: RpcContext,
 ): Promise<csi.ListVolumesResponse> {
-  if (req.max_entries < 0) throw invalidArgument('max_entries must not be negative');
-  const token = req.starting_token || undefined;
-  if (token !== undefined && !UUID_RE.test(token))
-    throw aborted(`starting_token "${token.slice(0, 64)}" is not valid`);
-  let page: { items: Volume[]; next: string | undefined };
-  try {
-    page = await c.cinder.listVolumesPage(
-      {
-        metadata: { [META.cluster]: c.clusterId },
-        limit: req.max_entries > 0 ? req.max_entries : undefined,
-        marker: token,
-      },
-      { signal: ctx.signal },
-    );
-  } catch (err) {
-    const e = err as { badRequest?: boolean; notFound?: boolean; faultMessage?: string };
-    // Cinder answers an unknown marker with 404 "Volume <marker> could not be found" (or 400 "marker").
-    if (
-      token &&
-      (e.badRequest || e.notFound) &&
-      (/marker/i.test(e.faultMessage ?? '') || e.faultMessage?.includes(token))
-    ) {
-      throw aborted(`starting_token ${token} is not valid (no such volume in this listing)`);
-    }
-    throw fromCloudError(err, 'list volumes', { signal: ctx.signal });
-  }
+  const page = await cinderPage('volume', req, ctx, (q) =>
+    c.cinder.listVolumesPage({ metadata: { [META.cluster]: c.clusterId }, ...q }, { signal: ctx.signal }),
+  );
   const items = page.items.filter((v) => v.metadata?.[META.cluster] === c.clusterId);
   return {
     entries: items.map((v) => ({
