@@ -6,7 +6,7 @@
  * Needs the lab's noauth Cinder API (test/lab-up.sh) for controller readiness.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -64,6 +64,12 @@ async function once(mode: string, dir: string, i: number, measureRss: boolean) {
     ],
     { env, stdio: ['ignore', 'ignore', 'inherit'] },
   );
+  // Connect only once the socket exists: a client that dialled too early waits out gRPC's
+  // reconnect backoff (1 s), which would be measured instead of the driver.
+  while (!existsSync(sock)) {
+    await new Promise((r) => setTimeout(r, 2));
+    if (performance.now() - t0 > 30_000) throw new Error(`${mode}: no socket after 30 s`);
+  }
   const client = csiClient(`unix://${sock}`);
   try {
     for (;;) {
