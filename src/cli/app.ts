@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { CloudConfig } from '../config/types.ts';
 import type { CsiError } from '../csi/errors.ts';
 import type { Readiness } from '../csi/identity.ts';
-import type { ControllerService, NodeService } from '../csi/services.ts';
+import type { ControllerService, GroupControllerService, NodeService } from '../csi/services.ts';
 import type { RpcObserver } from '../grpc/server.ts';
 import type { CinderApi } from '../openstack/cinder-api.ts';
 import type { HostConnector } from '../openstack/cinder-types.ts';
@@ -84,8 +84,9 @@ export async function buildDriver(flags: Flags, logger: Logger): Promise<Driver>
     nodeReady = true;
   }
 
-  // Controller service.
+  // Controller and group controller (volume group snapshots) services.
   let controller: ControllerService | undefined;
+  let groupController: GroupControllerService | undefined;
   let lastCloudOk = 0;
   let lastCloudError: string | undefined;
   if (withController) {
@@ -99,6 +100,13 @@ export async function buildDriver(flags: Flags, logger: Logger): Promise<Driver>
       closers,
       metrics,
     );
+    const { createGroupControllerService } = await import('../csi/group-controller/index.ts');
+    groupController = createGroupControllerService({
+      cinder,
+      clusterId: flags.clusterId,
+      driverName: flags.driverName,
+      logger,
+    });
     const check = async () => {
       try {
         await cinder.negotiate();
@@ -137,6 +145,7 @@ export async function buildDriver(flags: Flags, logger: Logger): Promise<Driver>
     version: info.version,
     ...(info.commit ? { commit: info.commit } : {}),
     ...(controller ? { controller } : {}),
+    ...(groupController ? { groupController } : {}),
     readiness,
   });
   const observer: RpcObserver | undefined = metrics
@@ -154,6 +163,7 @@ export async function buildDriver(flags: Flags, logger: Logger): Promise<Driver>
     logger,
     identity,
     ...(controller ? { controller } : {}),
+    ...(groupController ? { groupController } : {}),
     ...(node ? { node } : {}),
     redactor: new CsiRedactor(loadCsiRoot),
     mapError: (err): CsiError | undefined => fromCloudError(err),

@@ -10,6 +10,7 @@ import type {
   CreateVolumeRequest,
   Group,
   GroupSnapshot,
+  GroupType,
   QuotaUsage,
   Snapshot,
   UserMessage,
@@ -89,7 +90,15 @@ export interface CinderApi {
   createSnapshot(req: CreateSnapshotRequest, opts?: CallOptions): Promise<Snapshot>;
   getSnapshot(id: string, opts?: CallOptions): Promise<Snapshot>;
   listSnapshots(
-    filters?: { name?: string; volume_id?: string; status?: string; limit?: number; marker?: string },
+    filters?: {
+      name?: string;
+      volume_id?: string;
+      /** Only the member snapshots of this group snapshot. */
+      group_snapshot_id?: string;
+      status?: string;
+      limit?: number;
+      marker?: string;
+    },
     opts?: CallOptions,
   ): AsyncIterable<Snapshot>;
   listSnapshotsPage(
@@ -138,7 +147,13 @@ export interface CinderApi {
 
   // groups (3.13+) and group snapshots (3.14+)
   createGroup(
-    req: { name: string; group_type: string; volume_types: string[]; availability_zone?: string },
+    req: {
+      name: string;
+      group_type: string;
+      volume_types: string[];
+      availability_zone?: string;
+      description?: string;
+    },
     opts?: CallOptions,
   ): Promise<Group>;
   getGroup(id: string, opts?: CallOptions): Promise<Group>;
@@ -148,7 +163,28 @@ export interface CinderApi {
     patch: { add_volumes?: string[]; remove_volumes?: string[] },
     opts?: CallOptions,
   ): Promise<void>;
-  createGroupSnapshot(req: { group_id: string; name?: string }, opts?: CallOptions): Promise<GroupSnapshot>;
+  createGroupSnapshot(
+    req: { group_id: string; name?: string; description?: string },
+    opts?: CallOptions,
+  ): Promise<GroupSnapshot>;
   getGroupSnapshot(id: string, opts?: CallOptions): Promise<GroupSnapshot>;
   deleteGroupSnapshot(id: string, opts?: CallOptions): Promise<void>;
+
+  // Used by the GroupController service (src/csi/group-controller). Optional so that doubles which
+  // do not model groups need not implement them; `CinderClient` implements all of them.
+  listGroupTypes?(opts?: CallOptions): Promise<GroupType[]>;
+  /** Admin only. */
+  createGroupType?(
+    req: { name: string; description?: string; is_public?: boolean; group_specs?: Record<string, string> },
+    opts?: CallOptions,
+  ): Promise<GroupType>;
+  /** Every page of `GET /groups/detail`. */
+  listGroups?(filters?: { name?: string; limit?: number }, opts?: CallOptions): AsyncIterable<Group>;
+  /** Every page of `GET /group_snapshots/detail`. */
+  listGroupSnapshots?(
+    filters?: { name?: string; group_id?: string; limit?: number },
+    opts?: CallOptions,
+  ): AsyncIterable<GroupSnapshot>;
+  waitForGroup?(id: string, wait: WaitOptions): Promise<Group | undefined>;
+  waitForGroupSnapshot?(id: string, wait: WaitOptions): Promise<GroupSnapshot | undefined>;
 }

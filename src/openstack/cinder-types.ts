@@ -243,6 +243,8 @@ export interface Group {
   volume_types?: string[];
   volumes?: string[];
   availability_zone?: string | null;
+  description?: string | null;
+  created_at?: string;
 }
 
 export interface GroupSnapshot {
@@ -251,6 +253,17 @@ export interface GroupSnapshot {
   status: string;
   group_id: string;
   group_type_id?: string;
+  description?: string | null;
+  created_at?: string;
+}
+
+/** A group type (`/group_types`); one without group specs gets Cinder's generic group implementation. */
+export interface GroupType {
+  id: string;
+  name: string;
+  description?: string | null;
+  is_public?: boolean;
+  group_specs?: Record<string, string>;
 }
 
 export interface AbsoluteLimits {

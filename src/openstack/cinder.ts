@@ -27,6 +27,7 @@ import type {
   CreateVolumeRequest,
   Group,
   GroupSnapshot,
+  GroupType,
   QuotaUsage,
   Snapshot,
   UserMessage,
@@ -66,13 +67,7 @@ export interface Page<T> {
   next: string | undefined;
 }
 
-export interface GroupType {
-  id: string;
-  name: string;
-  description?: string | null;
-  is_public?: boolean;
-  group_specs?: Record<string, string>;
-}
+export type { GroupType } from './cinder-types.ts';
 
 /** A scheduler pool (`GET /scheduler-stats/get_pools?detail=true`, admin only). */
 export interface SchedulerPool {
@@ -92,6 +87,8 @@ export interface CinderService {
 export interface SnapshotListFilters {
   name?: string;
   volume_id?: string;
+  /** Member snapshots of one group snapshot. */
+  group_snapshot_id?: string;
   status?: string;
   limit?: number;
   marker?: string;
@@ -929,6 +926,24 @@ export class CinderClient implements CinderApi {
     });
   }
 
+  /** `GET /groups/detail` (every page); `name` is also checked by callers (older servers ignore filters). */
+  listGroups(filters: { name?: string; limit?: number } = {}, opts: CallOptions = {}): AsyncIterable<Group> {
+    return this.#iterate(
+      (marker) =>
+        this.#page<Group>(
+          '/groups/detail',
+          'groups',
+          'group.list',
+          { ...filters, marker },
+          {
+            signal: opts.signal,
+            feature: 'groups',
+          },
+        ),
+      undefined,
+    );
+  }
+
   waitForGroup(id: string, wait: WaitOptions): Promise<Group | undefined> {
     return waitForStatus<Group>({
       resource: 'group',
@@ -943,7 +958,7 @@ export class CinderClient implements CinderApi {
   }
 
   async createGroupSnapshot(
-    req: { group_id: string; name?: string },
+    req: { group_id: string; name?: string; description?: string },
     opts: CallOptions = {},
   ): Promise<GroupSnapshot> {
     const res = await this.#call<{ group_snapshot: GroupSnapshot }>(
@@ -974,6 +989,24 @@ export class CinderClient implements CinderApi {
       signal: opts.signal,
       feature: 'groupSnapshots',
     });
+  }
+
+  /** `GET /group_snapshots/detail` (every page), optionally filtered by name or group. */
+  listGroupSnapshots(
+    filters: { name?: string; group_id?: string; limit?: number } = {},
+    opts: CallOptions = {},
+  ): AsyncIterable<GroupSnapshot> {
+    return this.#iterate(
+      (marker) =>
+        this.#page<GroupSnapshot>(
+          '/group_snapshots/detail',
+          'group_snapshots',
+          'group_snapshot.list',
+          { ...filters, marker },
+          { signal: opts.signal, feature: 'groupSnapshots' },
+        ),
+      undefined,
+    );
   }
 
   waitForGroupSnapshot(id: string, wait: WaitOptions): Promise<GroupSnapshot | undefined> {

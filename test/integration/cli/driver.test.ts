@@ -90,7 +90,20 @@ describe('the driver per mode, against the lab Cinder (noauth)', () => {
       const names = caps.capabilities.map((c) => c.service?.type ?? `expansion:${c.volume_expansion?.type}`);
       assert.deepEqual(
         names.sort(),
-        ['CONTROLLER_SERVICE', 'VOLUME_ACCESSIBILITY_CONSTRAINTS', 'expansion:ONLINE'].sort(),
+        [
+          'CONTROLLER_SERVICE',
+          'GROUP_CONTROLLER_SERVICE',
+          'VOLUME_ACCESSIBILITY_CONSTRAINTS',
+          'expansion:ONLINE',
+        ].sort(),
+      );
+      const grp = await client.call<{ capabilities: { rpc: { type: string } }[] }>(
+        'GroupController',
+        'GroupControllerGetCapabilities',
+      );
+      assert.deepEqual(
+        grp.capabilities.map((c) => c.rpc.type),
+        ['CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT'],
       );
       const ctl = await client.call<{ capabilities: { rpc: { type: string } }[] }>(
         'Controller',

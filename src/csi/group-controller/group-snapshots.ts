@@ -1,0 +1,415 @@
+/**
+ * CreateVolumeGroupSnapshot, DeleteVolumeGroupSnapshot, GetVolumeGroupSnapshot on Cinder groups
+ * and group snapshots (design: see index.ts).
+ */
+import type * as csi from '../../grpc/generated/csi/v1/index.ts';
+import { ignoreNotFound } from '../../openstack/cinder.ts';
+import type { Group, GroupSnapshot, Snapshot, Volume } from '../../openstack/cinder-types.ts';
+import { WaitAbortedError, WaitFailedError } from '../../openstack/waiter.ts';
+import { AbortedError } from '../../util/abort.ts';
+import { classifyFailureReason, fromCloudError } from '../cloud-errors.ts';
+import { META, softDeadline } from '../controller/context.ts';
+import { timestampOf, toCsiSnapshot } from '../controller/convert.ts';
+import {
+  alreadyExists,
+  CsiError,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  unavailable,
+} from '../errors.ts';
+import type { RpcContext } from '../rpc.ts';
+import { type GroupController, lockKey, marker, withLocks } from './context.ts';
+import { resolveGroupType } from './group-type.ts';
+
+const DEFAULT_WAIT_MS = 60_000;
+/** Keys the external-snapshotter adds with --extra-create-metadata; accepted and not stored. */
+const SIDECAR_PREFIX = 'csi.storage.k8s.io/';
+const TRANSIENT_VOLUME = new Set(['creating', 'attaching', 'detaching', 'reserved', 'extending', 'retyping']);
+
+const isNotFound = (err: unknown) => (err as { notFound?: boolean } | null)?.notFound === true;
+
+interface GroupSnapshotParams {
+  groupType?: string;
+}
+
+/** VolumeGroupSnapshotClass parameters: `groupType`; sidecar keys are ignored, others refused. */
+export function parseGroupSnapshotParams(
+  params: Record<string, string> | null | undefined,
+): GroupSnapshotParams {
+  const out: GroupSnapshotParams = {};
+  for (const [key, value] of Object.entries(params ?? {})) {
+    if (key === 'groupType') {
+      if (!value) throw invalidArgument('parameter groupType must not be empty');
+      out.groupType = value;
+    } else if (!key.startsWith(SIDECAR_PREFIX)) {
+      throw invalidArgument(`unknown VolumeGroupSnapshotClass parameter ${key} (supported: groupType)`);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- CreateVolumeGroupSnapshot
+
+export async function createVolumeGroupSnapshot(
+  c: GroupController,
+  req: csi.CreateVolumeGroupSnapshotRequest__Output,
+  ctx: RpcContext,
+): Promise<csi.CreateVolumeGroupSnapshotResponse> {
+  if (!req.name) throw invalidArgument('name is required');
+  const ids = req.source_volume_ids ?? [];
+  if (ids.length === 0) throw invalidArgument('source_volume_ids is required');
+  if (ids.some((id) => !id)) throw invalidArgument('source_volume_ids must not contain empty ids');
+  if (new Set(ids).size !== ids.length) throw invalidArgument('source_volume_ids contains duplicates');
+  const params = parseGroupSnapshotParams(req.parameters);
+  const keys = [lockKey.name(req.name), ...ids.map(lockKey.volume)];
+  return withLocks(c, keys, `group snapshot ${req.name} or its volumes`, async () => {
+    try {
+      return { group_snapshot: await create(c, req.name, ids, params, ctx) };
+    } catch (err) {
+      throw fromCloudError(err, `create group snapshot ${req.name}`, {
+        signal: ctx.signal,
+        deadlineHint: 'Cinder is still working on it; a retry with the same name picks it up',
+      });
+    }
+  });
+}
+
+async function create(
+  c: GroupController,
+  name: string,
+  ids: string[],
+  params: GroupSnapshotParams,
+  ctx: RpcContext,
+): Promise<csi.VolumeGroupSnapshot> {
+  const signal = ctx.signal;
+  let gs = await findGroupSnapshot(c, name, signal);
+  if (gs) {
+    const sources = (await membersOf(c, gs.id, signal)).map((s) => s.volume_id);
+    if (!sameSet(sources, ids)) {
+      throw alreadyExists(
+        `group snapshot ${name} already exists (Cinder group snapshot ${gs.id}) for other volumes: ` +
+          `${[...sources].sort().join(', ')}`,
+      );
+    }
+  } else {
+    const group = await findGroup(c, name, signal);
+    const volumes = await sourceVolumes(c, ids, group?.id, signal);
+    const typeId = group ? group.group_type : await resolveGroupType(c, params.groupType, ctx);
+    const ready = await ensureGroup(c, name, group, typeId, volumes, ctx);
+    gs = await c.cinder.createGroupSnapshot(
+      { group_id: ready.id, name, description: marker.groupSnapshot(c.clusterId) },
+      { signal },
+    );
+    ctx.log.info({ groupSnapshotId: gs.id, groupId: ready.id }, 'CreateVolumeGroupSnapshot: created');
+  }
+  const settled = await settle(c, gs, ctx);
+  const members = await membersOf(c, settled.id, signal);
+  if (settled.status === 'available') {
+    // The volumes leave the group at once: a volume in a group cannot be deleted, nor join another
+    // group. Cinder keeps the group snapshot and its members usable (checked on the lab, Zed).
+    await releaseVolumes(c, settled.group_id, ctx);
+    await tagMembers(c, members, ctx);
+  }
+  return toCsiGroupSnapshot(settled, members);
+}
+
+/** All source volumes; NOT_FOUND naming every missing one; one zone; not in another group. */
+async function sourceVolumes(
+  c: GroupController,
+  ids: string[],
+  ownGroupId: string | undefined,
+  signal: AbortSignal,
+): Promise<Volume[]> {
+  const results = await Promise.allSettled(ids.map((id) => c.cinder.getVolume(id, { signal })));
+  const missing = ids.filter((_, i) => {
+    const r = results[i];
+    return r?.status === 'rejected' && isNotFound(r.reason);
+  });
+  if (missing.length > 0) throw notFound(`source volumes do not exist: ${missing.join(', ')}`);
+  const volumes = results.map((r) => {
+    if (r.status === 'rejected') throw r.reason;
+    return r.value;
+  });
+  const zones = new Set(volumes.map((v) => v.availability_zone ?? ''));
+  if (zones.size > 1) {
+    throw invalidArgument(
+      `source volumes are in different availability zones (${[...zones].join(', ')}); a Cinder group spans one zone`,
+    );
+  }
+  for (const v of volumes) {
+    if (v.group_id && v.group_id !== ownGroupId) {
+      // This driver's own group of another group snapshot still being taken: transient.
+      const other = await ignoreNotFound(c.cinder.getGroup(v.group_id, { signal }));
+      if (other?.description === marker.group(c.clusterId)) {
+        throw unavailable(
+          `volume ${v.id} is in the group of group snapshot ${other.name} that is still being taken; retry`,
+        );
+      }
+      throw failedPrecondition(
+        `volume ${v.id} is a member of Cinder group ${v.group_id}; a volume can be in one group only`,
+      );
+    }
+    if (v.status !== 'available' && v.status !== 'in-use') {
+      const msg = `volume ${v.id} is ${v.status}; Cinder snapshots only available or in-use volumes`;
+      throw TRANSIENT_VOLUME.has(String(v.status)) ? unavailable(`${msg}; retry`) : failedPrecondition(msg);
+    }
+  }
+  return volumes;
+}
+
+/** The group named `name` (created now, or by an interrupted earlier call), holding exactly `volumes`. */
+async function ensureGroup(
+  c: GroupController,
+  name: string,
+  existing: Group | undefined,
+  typeId: string,
+  volumes: Volume[],
+  ctx: RpcContext,
+): Promise<Group> {
+  const signal = ctx.signal;
+  let group = existing;
+  if (!group) {
+    const zone = volumes[0]?.availability_zone ?? undefined;
+    group = await c.cinder.createGroup(
+      {
+        name,
+        description: marker.group(c.clusterId),
+        group_type: typeId,
+        volume_types: [...new Set(volumes.map((v) => v.volume_type_id ?? v.volume_type ?? ''))].filter(
+          Boolean,
+        ),
+        ...(zone ? { availability_zone: zone } : {}),
+      },
+      { signal },
+    );
+    ctx.log.info({ groupId: group.id }, 'CreateVolumeGroupSnapshot: Cinder group created');
+  }
+  group = await groupAvailable(c, group.id, signal);
+  const wanted = new Set(volumes.map((v) => v.id));
+  const add = volumes.filter((v) => v.group_id !== group?.id).map((v) => v.id);
+  const remove = (group.volumes ?? []).filter((id) => !wanted.has(id));
+  if (add.length > 0 || remove.length > 0) {
+    await c.cinder.updateGroup(
+      group.id,
+      { ...(add.length ? { add_volumes: add } : {}), ...(remove.length ? { remove_volumes: remove } : {}) },
+      { signal },
+    );
+    group = await groupAvailable(c, group.id, signal);
+  }
+  return group;
+}
+
+async function groupAvailable(c: GroupController, id: string, signal: AbortSignal): Promise<Group> {
+  const g = await c.cinder.waitForGroup(id, { target: ['available'], signal });
+  if (!g) throw unavailable(`Cinder group ${id} disappeared; retry`);
+  return g;
+}
+
+/** Takes every volume out of the group (idempotent). */
+async function releaseVolumes(c: GroupController, groupId: string, ctx: RpcContext): Promise<void> {
+  const group = await ignoreNotFound(c.cinder.getGroup(groupId, { signal: ctx.signal }));
+  if (!group || (group.volumes ?? []).length === 0) return;
+  const ready = await groupAvailable(c, groupId, ctx.signal);
+  const volumes = ready.volumes ?? [];
+  if (volumes.length === 0) return;
+  await c.cinder.updateGroup(groupId, { remove_volumes: volumes }, { signal: ctx.signal });
+  await groupAvailable(c, groupId, ctx.signal);
+}
+
+/**
+ * Marks the member snapshots with the cluster id, so that ListSnapshots shows them like the
+ * snapshots CreateSnapshot makes (they are individually usable as CreateVolume sources).
+ */
+async function tagMembers(c: GroupController, members: Snapshot[], ctx: RpcContext): Promise<void> {
+  await Promise.all(
+    members
+      .filter((s) => s.metadata?.[META.cluster] !== c.clusterId)
+      .map((s) =>
+        c.cinder.setSnapshotMetadata(s.id, { [META.cluster]: c.clusterId }, { signal: ctx.signal }),
+      ),
+  );
+}
+
+/** Waits for `available` for a while (ready_to_use=false after that); `error` → delete and fail. */
+async function settle(c: GroupController, gs: GroupSnapshot, ctx: RpcContext): Promise<GroupSnapshot> {
+  if (gs.status === 'available') return gs;
+  if (String(gs.status).startsWith('error')) return failGroupSnapshot(c, gs.id, undefined, ctx);
+  if (gs.status === 'deleting') {
+    throw unavailable(`group snapshot ${gs.name} (${gs.id}) is being deleted; retry once it is gone`);
+  }
+  const signal = softDeadline(ctx.signal, ctx.deadline, c.groupSnapshotWaitMs ?? DEFAULT_WAIT_MS);
+  try {
+    const now = await c.cinder.waitForGroupSnapshot(gs.id, { target: ['available'], signal });
+    if (!now) throw unavailable(`group snapshot ${gs.id} disappeared; retry`);
+    return now;
+  } catch (err) {
+    if (err instanceof WaitFailedError) return failGroupSnapshot(c, gs.id, err.reason, ctx);
+    if (err instanceof AbortedError && !ctx.signal.aborted) {
+      const last = err instanceof WaitAbortedError ? err.lastStatus : undefined;
+      // Not ready yet: ready_to_use=false, the snapshotter calls again. The POST answer has no
+      // status/created_at: fetch what Cinder has now.
+      const fresh = await ignoreNotFound(c.cinder.getGroupSnapshot(gs.id, { signal: ctx.signal }));
+      return fresh ?? { ...gs, status: last ?? gs.status ?? 'creating' };
+    }
+    throw err;
+  }
+}
+
+async function failGroupSnapshot(
+  c: GroupController,
+  id: string,
+  reason: string | undefined,
+  ctx: RpcContext,
+): Promise<never> {
+  let why = reason;
+  if (!why) {
+    const msgs = await c.cinder.listMessages({ resource_uuid: id }, { signal: ctx.signal }).catch(() => []);
+    why = msgs.sort((a, b) => (a.created_at < b.created_at ? 1 : -1))[0]?.user_message;
+  }
+  why ??= 'Cinder gave no reason';
+  await c.cinder.deleteGroupSnapshot(id, { signal: AbortSignal.timeout(30_000) }).catch((err: unknown) => {
+    ctx.log.warn(
+      { groupSnapshotId: id, err: (err as Error).message },
+      'could not delete failed group snapshot',
+    );
+  });
+  throw new CsiError(classifyFailureReason(why), `Cinder group snapshot ${id} went to error: ${why}`);
+}
+
+// ---------------------------------------------------------------- DeleteVolumeGroupSnapshot
+
+export async function deleteVolumeGroupSnapshot(
+  c: GroupController,
+  req: csi.DeleteVolumeGroupSnapshotRequest__Output,
+  ctx: RpcContext,
+): Promise<csi.DeleteVolumeGroupSnapshotResponse> {
+  const id = req.group_snapshot_id;
+  if (!id) throw invalidArgument('group_snapshot_id is required');
+  if ((req.snapshot_ids ?? []).length === 0) throw invalidArgument('snapshot_ids is required');
+  return withLocks(c, [lockKey.id(id)], `group snapshot ${id}`, async () => {
+    const signal = ctx.signal;
+    try {
+      const gs = await ignoreNotFound(c.cinder.getGroupSnapshot(id, { signal }));
+      if (!gs) return {};
+      checkSnapshotIds(id, await membersOf(c, id, signal), req.snapshot_ids);
+      if (gs.status !== 'deleting') await ignoreNotFound(c.cinder.deleteGroupSnapshot(id, { signal }));
+      // A backend that refuses (e.g. a member busy with clones) puts it back to available or error_deleting.
+      await c.cinder.waitForGroupSnapshot(id, {
+        target: [],
+        gone: true,
+        failOn: ['error_deleting', 'error', 'available'],
+        signal,
+      });
+      ctx.log.info({ groupSnapshotId: id }, 'DeleteVolumeGroupSnapshot: deleted');
+      await deleteOwnGroup(c, gs.group_id, ctx);
+      return {};
+    } catch (err) {
+      if (err instanceof WaitFailedError) {
+        throw failedPrecondition(
+          `delete group snapshot ${id}: Cinder did not delete it (${err.reason ?? `status ${err.status}`}); ` +
+            'volumes created from its snapshots may depend on them',
+        );
+      }
+      throw fromCloudError(err, `delete group snapshot ${id}`, {
+        signal,
+        deadlineHint: 'Cinder is still deleting it; a retry picks it up',
+      });
+    }
+  });
+}
+
+/** Deletes the group the driver made for a group snapshot once no group snapshot of it is left. */
+async function deleteOwnGroup(c: GroupController, groupId: string, ctx: RpcContext): Promise<void> {
+  const signal = ctx.signal;
+  const group = await ignoreNotFound(c.cinder.getGroup(groupId, { signal }));
+  if (!group || group.description !== marker.group(c.clusterId)) return;
+  for await (const other of c.cinder.listGroupSnapshots({ group_id: groupId }, { signal })) {
+    if (other.group_id === groupId) return; // still used (e.g. a group snapshot being deleted)
+  }
+  await releaseVolumes(c, groupId, ctx);
+  await ignoreNotFound(c.cinder.deleteGroup(groupId, { signal }));
+  await c.cinder.waitForGroup(groupId, { target: [], gone: true, signal });
+  ctx.log.info({ groupId }, 'DeleteVolumeGroupSnapshot: Cinder group deleted');
+}
+
+// ---------------------------------------------------------------- GetVolumeGroupSnapshot
+
+export async function getVolumeGroupSnapshot(
+  c: GroupController,
+  req: csi.GetVolumeGroupSnapshotRequest__Output,
+  ctx: RpcContext,
+): Promise<csi.GetVolumeGroupSnapshotResponse> {
+  const id = req.group_snapshot_id;
+  if (!id) throw invalidArgument('group_snapshot_id is required');
+  try {
+    const gs = await c.cinder.getGroupSnapshot(id, { signal: ctx.signal });
+    const members = await membersOf(c, id, ctx.signal);
+    if ((req.snapshot_ids ?? []).length > 0) checkSnapshotIds(id, members, req.snapshot_ids);
+    return { group_snapshot: toCsiGroupSnapshot(gs, members) };
+  } catch (err) {
+    throw fromCloudError(err, `get group snapshot ${id}`, {
+      signal: ctx.signal,
+      notFound: notFound(`group snapshot ${id} does not exist`),
+    });
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+async function findGroupSnapshot(
+  c: GroupController,
+  name: string,
+  signal: AbortSignal,
+): Promise<GroupSnapshot | undefined> {
+  for await (const gs of c.cinder.listGroupSnapshots({ name }, { signal })) {
+    if (gs.name === name && gs.description === marker.groupSnapshot(c.clusterId)) return gs;
+  }
+  return undefined;
+}
+
+async function findGroup(c: GroupController, name: string, signal: AbortSignal): Promise<Group | undefined> {
+  for await (const g of c.cinder.listGroups({ name }, { signal })) {
+    if (g.name === name && g.description === marker.group(c.clusterId)) {
+      // The list does not carry the member volumes.
+      return c.cinder.getGroup(g.id, { signal });
+    }
+  }
+  return undefined;
+}
+
+/** The member snapshots of a group snapshot, in a stable order (by source volume id). */
+async function membersOf(c: GroupController, id: string, signal: AbortSignal): Promise<Snapshot[]> {
+  const out: Snapshot[] = [];
+  for await (const s of c.cinder.listSnapshots({ group_snapshot_id: id }, { signal })) {
+    if (s.group_snapshot_id === id) out.push(s);
+  }
+  return out.sort((a, b) => (a.volume_id < b.volume_id ? -1 : a.volume_id > b.volume_id ? 1 : 0));
+}
+
+/** FAILED_PRECONDITION unless `given` is exactly the member snapshot ids. */
+function checkSnapshotIds(id: string, members: Snapshot[], given: string[]): void {
+  const actual = members.map((s) => s.id);
+  if (!sameSet(actual, given)) {
+    throw failedPrecondition(
+      `snapshot_ids do not match the members of group snapshot ${id}: ` +
+        `given ${[...given].sort().join(', ')}; actual ${actual.sort().join(', ')}`,
+    );
+  }
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  const sa = new Set(a);
+  const sb = new Set(b);
+  return sa.size === sb.size && [...sa].every((x) => sb.has(x));
+}
+
+export function toCsiGroupSnapshot(gs: GroupSnapshot, members: Snapshot[]): csi.VolumeGroupSnapshot {
+  const snapshots = members.map(toCsiSnapshot);
+  return {
+    group_snapshot_id: gs.id,
+    snapshots,
+    creation_time: timestampOf(gs.created_at ?? members[0]?.created_at ?? ''),
+    ready_to_use: gs.status === 'available' && snapshots.length > 0 && snapshots.every((s) => s.ready_to_use),
+  };
+}

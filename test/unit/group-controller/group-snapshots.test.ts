@@ -1,0 +1,409 @@
+/**
+ * GroupController logic against the in-memory Cinder group double (fake-group-cinder.ts): every
+ * error path, idempotency, interrupted and slow creates, failed group snapshots, deletes. The lab
+ * test (test/integration/group-controller) runs the same flows against the real Cinder.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { META } from '../../../src/csi/controller/context.ts';
+import { Code, CsiError } from '../../../src/csi/errors.ts';
+import {
+  createGroupControllerService,
+  DEFAULT_GROUP_TYPE,
+  GROUP_MARKER,
+} from '../../../src/csi/group-controller/index.ts';
+import type { RpcContext } from '../../../src/csi/rpc.ts';
+import type { CinderApi } from '../../../src/openstack/cinder-api.ts';
+import { createLogger } from '../../../src/util/logger.ts';
+import { FakeGroupCinder, type FakeGroupCinderOptions } from './fake-group-cinder.ts';
+
+const logger = createLogger({ level: 'silent' });
+const CLUSTER = 'unit-cluster';
+
+function ctx(timeoutMs?: number): RpcContext {
+  const signal = timeoutMs === undefined ? new AbortController().signal : AbortSignal.timeout(timeoutMs);
+  return {
+    signal,
+    deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
+    requestId: 'test',
+    log: logger,
+  };
+}
+
+function setup(
+  opts: FakeGroupCinderOptions = {},
+  extra: { clusterId?: string; groupSnapshotWaitMs?: number; defaultGroupType?: string } = {},
+) {
+  const cinder = new FakeGroupCinder(opts);
+  const svc = createGroupControllerService({
+    cinder: cinder.api,
+    clusterId: extra.clusterId ?? CLUSTER,
+    driverName: 'cinder.csi.dev',
+    logger,
+    ...(extra.defaultGroupType ? { defaultGroupType: extra.defaultGroupType } : {}),
+    ...(extra.groupSnapshotWaitMs !== undefined ? { groupSnapshotWaitMs: extra.groupSnapshotWaitMs } : {}),
+  });
+  return { cinder, svc };
+}
+
+const createReq = (name: string, ids: string[], parameters: Record<string, string> = {}) => ({
+  name,
+  source_volume_ids: ids,
+  secrets: {},
+  parameters,
+});
+const idReq = (id: string, snapshot_ids: string[] = []) => ({
+  group_snapshot_id: id,
+  snapshot_ids,
+  secrets: {},
+});
+
+async function code(p: Promise<unknown>, expected: number, message?: RegExp): Promise<CsiError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof CsiError, `expected CsiError ${expected}, got ${String(err)}`);
+  assert.equal(err.code, expected, err.message);
+  if (message) assert.match(err.message, message);
+  return err;
+}
+
+const count = (calls: string[], name: string) => calls.filter((c) => c === name).length;
+
+describe('GroupController factory and capabilities', () => {
+  it('advertises exactly CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT', async () => {
+    const { svc } = setup();
+    const res = await svc.GroupControllerGetCapabilities({}, ctx());
+    assert.deepEqual(res.capabilities, [{ rpc: { type: 'CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT' } }]);
+  });
+
+  it('refuses a Cinder client without the group methods', () => {
+    const partial = { getVolume: async () => ({}) } as unknown as CinderApi;
+    assert.throws(
+      () => createGroupControllerService({ cinder: partial, clusterId: 'x', driverName: 'd', logger }),
+      /listGroupTypes.*waitForGroupSnapshot/,
+    );
+  });
+});
+
+describe('CreateVolumeGroupSnapshot', () => {
+  it('INVALID_ARGUMENT for a missing name, no/empty/duplicate ids and bad parameters', async () => {
+    const { cinder, svc } = setup();
+    const v = cinder.addVolume();
+    await code(svc.CreateVolumeGroupSnapshot(createReq('', [v.id]), ctx()), Code.INVALID_ARGUMENT, /name/);
+    await code(
+      svc.CreateVolumeGroupSnapshot(createReq('g', []), ctx()),
+      Code.INVALID_ARGUMENT,
+      /source_volume_ids/,
+    );
+    await code(
+      svc.CreateVolumeGroupSnapshot(createReq('g', [v.id, '']), ctx()),
+      Code.INVALID_ARGUMENT,
+      /empty/,
+    );
+    await code(
+      svc.CreateVolumeGroupSnapshot(createReq('g', [v.id, v.id]), ctx()),
+      Code.INVALID_ARGUMENT,
+      /duplicates/,
+    );
+    await code(
+      svc.CreateVolumeGroupSnapshot(createReq('g', [v.id], { bogus: '1' }), ctx()),
+      Code.INVALID_ARGUMENT,
+      /bogus/,
+    );
+    await code(
+      svc.CreateVolumeGroupSnapshot(createReq('g', [v.id], { groupType: '' }), ctx()),
+      Code.INVALID_ARGUMENT,
+      /groupType/,
+    );
+    await code(
+      svc.CreateVolumeGroupSnapshot(createReq('g', [v.id], { groupType: 'nope' }), ctx()),
+      Code.INVALID_ARGUMENT,
+      /no group type nope/,
+    );
+    assert.equal(cinder.groups.size, 0);
+    assert.equal(cinder.groupTypes.length, 0);
+  });
+
+  it('NOT_FOUND names every missing volume; different zones, other groups and bad states are refused', async () => {
+    const { cinder, svc } = setup();
+    const a = cinder.addVolume();
+    const missing = ['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222'];
+    const err = await code(
+      svc.CreateVolumeGroupSnapshot(createReq('g', [a.id, ...missing]), ctx()),
+      Code.NOT_FOUND,
+    );
+    for (const id of missing) assert.match(err.message, new RegExp(id));
+
+    const far = cinder.addVolume({ availability_zone: 'zone-b' });
+    await code(
+      svc.CreateVolumeGroupSnapshot(createReq('g', [a.id, far.id]), ctx()),
+      Code.INVALID_ARGUMENT,
+      /availability zones/,
+    );
+    const grouped = cinder.addVolume({ group_id: 'someone-elses-group' });
+    await code(
+      svc.CreateVolumeGroupSnapshot(createReq('g', [a.id, grouped.id]), ctx()),
+      Code.FAILED_PRECONDITION,
+      /member of Cinder group someone-elses-group/,
+    );
+    const broken = cinder.addVolume({ status: 'error' });
+    await code(
+      svc.CreateVolumeGroupSnapshot(createReq('g', [a.id, broken.id]), ctx()),
+      Code.FAILED_PRECONDITION,
+    );
+    const creating = cinder.addVolume({ status: 'creating' });
+    await code(
+      svc.CreateVolumeGroupSnapshot(createReq('g', [a.id, creating.id]), ctx()),
+      Code.UNAVAILABLE,
+      /retry/,
+    );
+    assert.equal(cinder.groups.size, 0);
+  });
+
+  it('creates the group type, the group and the group snapshot, then releases the volumes', async () => {
+    const { cinder, svc } = setup();
+    const a = cinder.addVolume();
+    const b = cinder.addVolume({ status: 'in-use' });
+    const res = await svc.CreateVolumeGroupSnapshot(
+      createReq('gs-1', [a.id, b.id], { 'csi.storage.k8s.io/volumegroupsnapshot/name': 'x' }),
+      ctx(),
+    );
+    const gs = res.group_snapshot;
+    assert.ok(gs);
+    assert.equal(gs.ready_to_use, true);
+    assert.deepEqual(gs.snapshots?.map((s) => s.source_volume_id).sort(), [a.id, b.id].sort());
+    for (const s of gs.snapshots ?? []) {
+      assert.equal(s.group_snapshot_id, gs.group_snapshot_id);
+      assert.equal(s.ready_to_use, true);
+      assert.equal(s.size_bytes, String(1024 ** 3));
+      // members are this cluster's snapshots (ListSnapshots shows them)
+      assert.equal(cinder.snapshots.get(s.snapshot_id ?? '')?.metadata[META.cluster], CLUSTER);
+    }
+    assert.deepEqual(
+      cinder.groupTypes.map((t) => t.name),
+      [DEFAULT_GROUP_TYPE],
+    );
+    const [group] = [...cinder.groups.values()];
+    assert.equal(group?.name, 'gs-1');
+    assert.equal(group?.description, GROUP_MARKER.group(CLUSTER));
+    assert.deepEqual(group?.volume_types, ['fake-type-id']);
+    const cgs = cinder.groupSnapshots.get(gs.group_snapshot_id ?? '');
+    assert.equal(cgs?.description, GROUP_MARKER.groupSnapshot(CLUSTER));
+    assert.equal(cinder.volumes.get(a.id)?.group_id, null);
+    assert.equal(cinder.volumes.get(b.id)?.group_id, null);
+
+    // a second group snapshot reuses the group type and may take the same volumes
+    const again = await svc.CreateVolumeGroupSnapshot(createReq('gs-2', [a.id]), ctx());
+    assert.equal(again.group_snapshot?.ready_to_use, true);
+    assert.equal(count(cinder.calls, 'createGroupType'), 1);
+    assert.equal(count(cinder.calls, 'listGroupTypes'), 1, 'the resolved type is cached');
+  });
+
+  it('is idempotent by name; other volumes → ALREADY_EXISTS; another cluster is independent', async () => {
+    const { cinder, svc } = setup();
+    const a = cinder.addVolume();
+    const b = cinder.addVolume();
+    const first = await svc.CreateVolumeGroupSnapshot(createReq('gs', [a.id, b.id]), ctx());
+    const second = await svc.CreateVolumeGroupSnapshot(createReq('gs', [b.id, a.id]), ctx());
+    assert.deepEqual(second, first);
+    assert.equal(count(cinder.calls, 'createGroupSnapshot'), 1);
+    await code(
+      svc.CreateVolumeGroupSnapshot(createReq('gs', [a.id]), ctx()),
+      Code.ALREADY_EXISTS,
+      /other volumes/,
+    );
+
+    const other = createGroupControllerService({
+      cinder: cinder.api,
+      clusterId: 'other',
+      driverName: 'd',
+      logger,
+    });
+    const theirs = await other.CreateVolumeGroupSnapshot(createReq('gs', [a.id]), ctx());
+    assert.notEqual(theirs.group_snapshot?.group_snapshot_id, first.group_snapshot?.group_snapshot_id);
+  });
+
+  it('uses the groupType parameter (name or id) and never creates it', async () => {
+    const { cinder, svc } = setup();
+    cinder.groupTypes.push({ id: 'gt-1', name: 'replicated', group_specs: {} });
+    const a = cinder.addVolume();
+    await svc.CreateVolumeGroupSnapshot(createReq('gs', [a.id], { groupType: 'replicated' }), ctx());
+    assert.equal([...cinder.groups.values()][0]?.group_type, 'gt-1');
+    assert.equal(count(cinder.calls, 'createGroupType'), 0);
+  });
+
+  it('FAILED_PRECONDITION asking an administrator when the default type is missing and may not be created', async () => {
+    const { cinder, svc } = setup({ forbidGroupTypes: true }, { defaultGroupType: 'csi-groups' });
+    const a = cinder.addVolume();
+    await code(
+      svc.CreateVolumeGroupSnapshot(createReq('gs', [a.id]), ctx()),
+      Code.FAILED_PRECONDITION,
+      /csi-groups.*administrator/,
+    );
+    assert.equal(cinder.groups.size, 0);
+  });
+
+  it('answers ready_to_use=false while Cinder works; the retry releases the volumes', async () => {
+    const { cinder, svc } = setup({ groupSnapshotDelayMs: 150 }, { groupSnapshotWaitMs: 20 });
+    const a = cinder.addVolume();
+    const first = await svc.CreateVolumeGroupSnapshot(createReq('slow', [a.id]), ctx());
+    assert.equal(first.group_snapshot?.ready_to_use, false);
+    assert.equal(first.group_snapshot?.snapshots?.[0]?.ready_to_use, false);
+    assert.ok(cinder.volumes.get(a.id)?.group_id, 'still in the group while the snapshot is taken');
+    // another group snapshot of the same volume meanwhile: transient, retry
+    await code(
+      svc.CreateVolumeGroupSnapshot(createReq('other', [a.id]), ctx()),
+      Code.UNAVAILABLE,
+      /still being taken/,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const second = await svc.CreateVolumeGroupSnapshot(createReq('slow', [a.id]), ctx());
+    assert.equal(second.group_snapshot?.group_snapshot_id, first.group_snapshot?.group_snapshot_id);
+    assert.equal(second.group_snapshot?.ready_to_use, true);
+    assert.equal(cinder.volumes.get(a.id)?.group_id, null);
+  });
+
+  it('a group snapshot that goes to error is deleted, the error classified; the retry reuses the group', async () => {
+    const { cinder, svc } = setup({
+      groupSnapshotError: 'No valid backend was found. Insufficient free space',
+    });
+    const a = cinder.addVolume();
+    await code(
+      svc.CreateVolumeGroupSnapshot(createReq('bad', [a.id]), ctx()),
+      Code.RESOURCE_EXHAUSTED,
+      /Insufficient free space/,
+    );
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(cinder.groupSnapshots.size, 0);
+    const ok = await svc.CreateVolumeGroupSnapshot(createReq('bad', [a.id]), ctx());
+    assert.equal(ok.group_snapshot?.ready_to_use, true);
+    assert.equal(count(cinder.calls, 'createGroup'), 1, 'the group of the failed attempt is reused');
+  });
+
+  it('an interrupted earlier call: its group is reused and its membership corrected', async () => {
+    const { cinder, svc } = setup();
+    const a = cinder.addVolume();
+    const b = cinder.addVolume();
+    const stray = cinder.addVolume();
+    cinder.groupTypes.push({ id: 'gt', name: DEFAULT_GROUP_TYPE });
+    cinder.groups.set('g-old', {
+      id: 'g-old',
+      name: 'gs',
+      status: 'available',
+      group_type: 'gt',
+      description: GROUP_MARKER.group(CLUSTER),
+    });
+    cinder.volumes.get(a.id)!.group_id = 'g-old';
+    cinder.volumes.get(stray.id)!.group_id = 'g-old';
+    const res = await svc.CreateVolumeGroupSnapshot(createReq('gs', [a.id, b.id]), ctx());
+    assert.deepEqual(
+      res.group_snapshot?.snapshots?.map((s) => s.source_volume_id).sort(),
+      [a.id, b.id].sort(),
+    );
+    assert.equal(count(cinder.calls, 'createGroup'), 0);
+    assert.equal(cinder.groupSnapshots.get(res.group_snapshot?.group_snapshot_id ?? '')?.group_id, 'g-old');
+    assert.equal(cinder.volumes.get(stray.id)?.group_id, null);
+  });
+
+  it('ABORTED for a concurrent call on the same name or on overlapping volumes', async () => {
+    const { cinder, svc } = setup({ groupSnapshotDelayMs: 50 });
+    const a = cinder.addVolume();
+    const b = cinder.addVolume();
+    const first = svc.CreateVolumeGroupSnapshot(createReq('one', [a.id]), ctx());
+    await code(svc.CreateVolumeGroupSnapshot(createReq('one', [b.id]), ctx()), Code.ABORTED);
+    await code(svc.CreateVolumeGroupSnapshot(createReq('two', [b.id, a.id]), ctx()), Code.ABORTED);
+    assert.equal((await first).group_snapshot?.ready_to_use, true);
+  });
+
+  it('DEADLINE_EXCEEDED when the call deadline passes while waiting for the group', async () => {
+    const { cinder, svc } = setup({ delayMs: 500 });
+    const a = cinder.addVolume();
+    await code(
+      svc.CreateVolumeGroupSnapshot(createReq('late', [a.id]), ctx(50)),
+      Code.DEADLINE_EXCEEDED,
+      /retry/,
+    );
+  });
+});
+
+describe('DeleteVolumeGroupSnapshot and GetVolumeGroupSnapshot', () => {
+  async function created() {
+    const t = setup();
+    const a = t.cinder.addVolume();
+    const b = t.cinder.addVolume();
+    const gs = (await t.svc.CreateVolumeGroupSnapshot(createReq('gs', [a.id, b.id]), ctx())).group_snapshot;
+    assert.ok(gs?.group_snapshot_id);
+    return { ...t, id: gs.group_snapshot_id, snapIds: (gs.snapshots ?? []).map((s) => s.snapshot_id ?? '') };
+  }
+
+  it('INVALID_ARGUMENT without ids; FAILED_PRECONDITION unless snapshot_ids are exactly the members', async () => {
+    const { cinder, svc, id, snapIds } = await created();
+    await code(svc.DeleteVolumeGroupSnapshot(idReq('', snapIds), ctx()), Code.INVALID_ARGUMENT);
+    await code(svc.DeleteVolumeGroupSnapshot(idReq(id, []), ctx()), Code.INVALID_ARGUMENT, /snapshot_ids/);
+    await code(svc.DeleteVolumeGroupSnapshot(idReq(id, [snapIds[0] ?? '']), ctx()), Code.FAILED_PRECONDITION);
+    await code(
+      svc.DeleteVolumeGroupSnapshot(idReq(id, [...snapIds, 'extra']), ctx()),
+      Code.FAILED_PRECONDITION,
+      /do not match/,
+    );
+    assert.equal(cinder.groupSnapshots.get(id)?.status, 'available');
+  });
+
+  it('deletes the group snapshot, its members and the driver-made group; missing → success', async () => {
+    const { cinder, svc, id, snapIds } = await created();
+    await svc.DeleteVolumeGroupSnapshot(idReq(id, [...snapIds].reverse()), ctx());
+    assert.equal(cinder.groupSnapshots.size, 0);
+    assert.equal(cinder.snapshots.size, 0);
+    assert.equal(cinder.groups.size, 0);
+    await svc.DeleteVolumeGroupSnapshot(idReq(id, snapIds), ctx());
+  });
+
+  it('FAILED_PRECONDITION when the backend refuses the delete; the group stays', async () => {
+    const { cinder, svc, id, snapIds } = await created();
+    cinder.opts.refuseGroupSnapshotDelete = true;
+    await code(
+      svc.DeleteVolumeGroupSnapshot(idReq(id, snapIds), ctx()),
+      Code.FAILED_PRECONDITION,
+      /did not delete it.*status available/,
+    );
+    assert.equal(cinder.groupSnapshots.get(id)?.status, 'available');
+    assert.equal(cinder.groups.size, 1);
+    cinder.opts.refuseGroupSnapshotDelete = false;
+    await svc.DeleteVolumeGroupSnapshot(idReq(id, snapIds), ctx());
+    assert.equal(cinder.groups.size, 0);
+  });
+
+  it('DEADLINE_EXCEEDED while Cinder is still deleting; the retry finishes', async () => {
+    const { cinder, svc, id, snapIds } = await created();
+    cinder.opts.delayMs = 200;
+    await code(svc.DeleteVolumeGroupSnapshot(idReq(id, snapIds), ctx(30)), Code.DEADLINE_EXCEEDED, /retry/);
+    await svc.DeleteVolumeGroupSnapshot(idReq(id, snapIds), ctx());
+    assert.equal(cinder.groupSnapshots.size, 0);
+    assert.equal(cinder.groups.size, 0);
+  });
+
+  it('keeps a group it did not make', async () => {
+    const { cinder, svc, id, snapIds } = await created();
+    const group = [...cinder.groups.values()][0];
+    assert.ok(group);
+    group.description = 'made by an operator';
+    await svc.DeleteVolumeGroupSnapshot(idReq(id, snapIds), ctx());
+    assert.equal(cinder.groupSnapshots.size, 0);
+    assert.deepEqual([...cinder.groups.keys()], [group.id]);
+  });
+
+  it('Get: the group snapshot; NOT_FOUND for unknown ids; FAILED_PRECONDITION for wrong snapshot_ids', async () => {
+    const { svc, id, snapIds } = await created();
+    const got = await svc.GetVolumeGroupSnapshot(idReq(id), ctx());
+    assert.equal(got.group_snapshot?.group_snapshot_id, id);
+    assert.equal(got.group_snapshot?.ready_to_use, true);
+    assert.deepEqual(got.group_snapshot?.snapshots?.map((s) => s.snapshot_id).sort(), [...snapIds].sort());
+    assert.deepEqual(got.group_snapshot?.creation_time, { seconds: '1795428000', nanos: 0 });
+    await svc.GetVolumeGroupSnapshot(idReq(id, snapIds), ctx());
+    await code(svc.GetVolumeGroupSnapshot(idReq('unknown'), ctx()), Code.NOT_FOUND, /unknown/);
+    await code(svc.GetVolumeGroupSnapshot(idReq(''), ctx()), Code.INVALID_ARGUMENT);
+    await code(svc.GetVolumeGroupSnapshot(idReq(id, ['x']), ctx()), Code.FAILED_PRECONDITION);
+  });
+});
