@@ -47,7 +47,7 @@ echo "== starting cinder-csi --mode all (log: $logdir/driver.log)"
 PATH="$repo/test/doubles/bin:$PATH" node src/cli/main.ts --mode all \
   --endpoint "unix://$sock" --node-id demo-node --node-zone nova \
   --host-root "$CSI_HOST_ROOT" --kubelet-root "$work/kubelet" --state-dir "$work/state" \
-  --log-level "${CSI_LOG_LEVEL:-info}" > "$logdir/driver.log" 2>&1 &
+  --log-level "${CSI_LOG_LEVEL:-debug}" > "$logdir/driver.log" 2>&1 &
 driver=$!
 cleanup() {
   kill -TERM "$driver" 2>/dev/null && wait "$driver" 2>/dev/null || true
@@ -60,7 +60,7 @@ trap cleanup EXIT
 echo "== walk-through"
 rc=0
 node test/demo/walkthrough.ts --endpoint "unix://$sock" --node-id demo-node \
-  --kubelet-root "$work/kubelet" --type "$type" --zone nova || rc=$?
+  --kubelet-root "$work/kubelet" --type "$type" --zone nova --driver-log "$logdir/driver.log" || rc=$?
 if [ "$rc" != 0 ]; then
   echo "== driver log (last 40 lines)"
   tail -n 40 "$logdir/driver.log"

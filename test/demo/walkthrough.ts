@@ -20,6 +20,7 @@ const { values } = parseArgs({
     type: { type: 'string', default: 'tgt' },
     zone: { type: 'string', default: 'nova' },
     'topology-key': { type: 'string', default: 'topology.cinder.csi.dev/zone' },
+    'driver-log': { type: 'string' },
   },
 });
 const endpoint = values.endpoint ?? 'unix:///run/cinder-csi-demo/csi.sock';
@@ -28,6 +29,19 @@ const kubeletRoot = values['kubelet-root'] ?? '/var/lib/cinder-csi-demo/kubelet'
 const volumeType = values.type!;
 const zone = values.zone!;
 const topologyKey = values['topology-key']!;
+const driverLog = values['driver-log'];
+/** Secrets seen during the run (the lab target's CHAP credentials), looked for in the driver's log. */
+const plantedSecrets = new Set<string>();
+
+/** The CHAP password Cinder's tgt helper configured for this volume's target (lab-side file). */
+function chapSecretOf(volumeId: string): string | undefined {
+  try {
+    const conf = readFileSync(`/var/lib/cinder/volumes/volume-${volumeId}`, 'utf8');
+    return /incominguser\s+\S+\s+(\S+)/.exec(conf)?.[1];
+  } catch {
+    return undefined;
+  }
+}
 const GiB = 1024n ** 3n;
 const color = process.stdout.isTTY;
 const paint = (c: number, s: string) => (color ? `\x1b[${c}m${s}\x1b[0m` : s);
@@ -87,6 +101,8 @@ async function attachAndMount(volumeId: string, tag: string) {
     (r) =>
       `attachment ${r.publish_context['attachment_id']?.slice(0, 8)}…, ${r.publish_context['driver_volume_type']}`,
   );
+  const chap = chapSecretOf(volumeId);
+  if (chap) plantedSecrets.add(chap);
   const staging = join(kubeletRoot, 'plugins/kubernetes.io/csi/cinder.csi.dev', tag, 'globalmount');
   const target = join(kubeletRoot, 'pods', `pod-${tag}`, 'volumes/kubernetes.io~csi', `pv-${tag}`, 'mount');
   mkdirSync(staging, { recursive: true });
@@ -351,6 +367,20 @@ async function main(): Promise<number> {
       await step(c.name, c.fn).catch(() => undefined);
     }
     client.close();
+  }
+  if (driverLog) {
+    try {
+      const log = readFileSync(driverLog, 'utf8');
+      const leaked = [...plantedSecrets].filter((x) => log.includes(x));
+      const token = /gAAAAA[\w-]{40,}/.test(log);
+      check(
+        'no CHAP secret or Keystone token in the driver log',
+        leaked.length === 0 && !token,
+        `${plantedSecrets.size} CHAP secret(s) looked for in ${log.split('\n').length} log lines`,
+      );
+    } catch {
+      // check() recorded the failure
+    }
   }
   const failed = results.filter((r) => !r.ok);
   const total = results.reduce((s, r) => s + r.ms, 0);
