@@ -10,7 +10,9 @@ t0=$(date +%s)
 lab_only=0
 [ "${1:-}" = "--lab-only" ] && lab_only=1
 if [ "$lab_only" = 0 ]; then
-  # The API server build runs in the background while the lab comes up.
+  # Debian packages first, one apt at a time; then the API server build (CPU) runs in the
+  # background while the lab's services come up (I/O, waiting).
+  bash test/lab/cinder-lab.sh install
   bash test/k8s/kube-lab.sh install > /tmp/cinder-csi-kube-install.log 2>&1 &
   kube_install=$!
 fi
