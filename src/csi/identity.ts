@@ -1,5 +1,5 @@
-import type { PluginCapability } from '../grpc/generated/csi/v1/index.ts';
 import { failedPrecondition } from './errors.ts';
+import type { PluginCapability } from './generated/csi/v1/index.ts';
 import type { ControllerService, GroupControllerService, IdentityService } from './services.ts';
 
 export interface Readiness {

@@ -1,4 +1,4 @@
-import type * as csi from '../grpc/generated/csi/v1/index.ts';
+import type * as csi from './generated/csi/v1/index.ts';
 import type { Rpc } from './rpc.ts';
 
 /** The Controller service as the CSI services implement it; a missing method answers UNIMPLEMENTED. */

@@ -8,7 +8,7 @@ import protobuf from 'protobufjs';
 export const CSI_PROTO_PATH = fileURLToPath(new URL('../../proto/csi.proto', import.meta.url));
 
 /**
- * Loader options; the generated types in src/grpc/generated were made with the same ones
+ * Loader options; the generated types in src/csi/generated were made with the same ones
  * (scripts/gen-proto-types.sh). int64 → decimal strings (converted to bigint in src/csi/rpc.ts),
  * enums → their names, absent fields → defaults, oneofs → a virtual field naming the set member.
  */

@@ -8,10 +8,11 @@
  * and Kubernetes only compares the number with the PVC size. The quota usage API
  * (os-quota-sets?usage=true) is tried first; when it is refused, the absolute limits are used.
  */
-import type * as csi from '../../grpc/generated/csi/v1/index.ts';
+
 import type { QuotaUsage } from '../../openstack/cinder-types.ts';
 import { fromCloudError } from '../cloud-errors.ts';
 import { invalidArgument } from '../errors.ts';
+import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
 import { toInt64 } from '../rpc.ts';
 import type { Controller } from './context.ts';

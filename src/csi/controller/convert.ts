@@ -2,10 +2,11 @@
  * Conversions between Cinder objects and CSI messages: sizes, topology, volume condition,
  * published nodes.
  */
-import type * as csi from '../../grpc/generated/csi/v1/index.ts';
-import type { Timestamp } from '../../grpc/generated/google/protobuf/Timestamp.ts';
+
 import type { Backup, Snapshot, Volume } from '../../openstack/cinder-types.ts';
 import { invalidArgument, outOfRange } from '../errors.ts';
+import type * as csi from '../generated/csi/v1/index.ts';
+import type { Timestamp } from '../generated/google/protobuf/Timestamp.ts';
 import { int64, toInt64 } from '../rpc.ts';
 import { BACKUP_ID_PREFIX, type Controller, META } from './context.ts';
 

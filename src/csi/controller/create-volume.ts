@@ -9,12 +9,13 @@
  * volume by name. If the volume goes to `error`, the reason (Cinder user message) is returned with a
  * code chosen from it, and the failed volume is deleted.
  */
-import type * as csi from '../../grpc/generated/csi/v1/index.ts';
+
 import type { CreateVolumeRequest, Volume } from '../../openstack/cinder-types.ts';
 import { WaitAbortedError, WaitFailedError } from '../../openstack/waiter.ts';
 import { AbortedError } from '../../util/abort.ts';
 import { classifyFailureReason, fromCloudError } from '../cloud-errors.ts';
 import { alreadyExists, CsiError, invalidArgument, notFound, unavailable } from '../errors.ts';
+import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
 import { BACKUP_ID_PREFIX, type Controller, lockKey, META, withLocks } from './context.ts';
 import { requestedZone, sizeFits, sizeGiB, toCsiVolume } from './convert.ts';

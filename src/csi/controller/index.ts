@@ -7,7 +7,7 @@
  * See create-volume.ts, volumes.ts, publish.ts, snapshots.ts, capacity.ts and params.ts for the
  * behaviour of each RPC and the parameters they accept.
  */
-import type * as csi from '../../grpc/generated/csi/v1/index.ts';
+import type * as csi from '../generated/csi/v1/index.ts';
 import type { ControllerService } from '../services.ts';
 import { getCapacity } from './capacity.ts';
 import { type ControllerOptions, makeController } from './context.ts';

@@ -22,8 +22,9 @@
  *                   snapshots volumes that pods use)
  *   csi.storage.k8s.io/volumesnapshot/name, .../namespace, .../volumesnapshotcontent/name: metadata
  */
-import type * as csi from '../../grpc/generated/csi/v1/index.ts';
+
 import { invalidArgument } from '../errors.ts';
+import type * as csi from '../generated/csi/v1/index.ts';
 import { META, SNAPSHOT_EXTRA_METADATA, VOLUME_EXTRA_METADATA } from './context.ts';
 
 export interface VolumeParams {

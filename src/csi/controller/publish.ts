@@ -21,12 +21,13 @@
  * identity the project treats as secret): the node reads those from Cinder
  * (`GET /attachments/{attachment_id}`) with its own credentials.
  */
-import type * as csi from '../../grpc/generated/csi/v1/index.ts';
+
 import type { AttachMode, Attachment, HostConnector, Volume } from '../../openstack/cinder-types.ts';
 import { isSecretKey } from '../../util/logger.ts';
 import { fromCloudError } from '../cloud-errors.ts';
 import { isNoConnectorError } from '../connector-source.ts';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../errors.ts';
+import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
 import { type Controller, lockKey, META, withLocks } from './context.ts';
 import { capabilityProblem, isReadOnlyMode, requireCapabilities } from './params.ts';

@@ -16,7 +16,6 @@
  * depend on it.
  */
 
-import type * as csi from '../../grpc/generated/csi/v1/index.ts';
 import type { Backup, Snapshot } from '../../openstack/cinder-types.ts';
 import { WaitAbortedError, WaitFailedError } from '../../openstack/waiter.ts';
 import { AbortedError } from '../../util/abort.ts';
@@ -29,6 +28,7 @@ import {
   notFound,
   unavailable,
 } from '../errors.ts';
+import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
 import { BACKUP_ID_PREFIX, type Controller, lockKey, META, softDeadline, withLocks } from './context.ts';
 import { backupToCsiSnapshot, toCsiSnapshot } from './convert.ts';

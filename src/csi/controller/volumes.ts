@@ -3,11 +3,11 @@
  * ControllerExpandVolume, ControllerModifyVolume.
  */
 
-import type * as csi from '../../grpc/generated/csi/v1/index.ts';
 import type { Volume } from '../../openstack/cinder-types.ts';
 import { WaitFailedError } from '../../openstack/waiter.ts';
 import { fromCloudError } from '../cloud-errors.ts';
 import { Code, CsiError, failedPrecondition, invalidArgument, notFound } from '../errors.ts';
+import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
 import { type Controller, lockKey, META, withLocks } from './context.ts';
 import { bytesOf, conditionOf, publishedNodes, sizeGiB, toCsiVolume } from './convert.ts';

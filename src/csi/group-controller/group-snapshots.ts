@@ -2,7 +2,7 @@
  * CreateVolumeGroupSnapshot, DeleteVolumeGroupSnapshot, GetVolumeGroupSnapshot on Cinder groups
  * and group snapshots (design: see index.ts).
  */
-import type * as csi from '../../grpc/generated/csi/v1/index.ts';
+
 import { ignoreNotFound } from '../../openstack/cinder.ts';
 import type { Group, GroupSnapshot, Snapshot, Volume } from '../../openstack/cinder-types.ts';
 import { WaitAbortedError, WaitFailedError } from '../../openstack/waiter.ts';
@@ -18,6 +18,7 @@ import {
   notFound,
   unavailable,
 } from '../errors.ts';
+import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
 import { type GroupController, lockKey, marker, withLocks } from './context.ts';
 import { resolveGroupType } from './group-type.ts';

@@ -39,7 +39,7 @@
  *
  * GetVolumeGroupSnapshot: NOT_FOUND for unknown ids; snapshot_ids, when given, must match.
  */
-import type * as csi from '../../grpc/generated/csi/v1/index.ts';
+import type * as csi from '../generated/csi/v1/index.ts';
 import type { GroupControllerService } from '../services.ts';
 import { type GroupControllerOptions, makeGroupController } from './context.ts';
 import {

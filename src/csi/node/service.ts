@@ -7,7 +7,6 @@
  */
 import { access, lstat, mkdir, open, rm, rmdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type * as csi from '../../grpc/generated/csi/v1/index.ts';
 import type { ConnectedDevice, StorageConnector } from '../../host/connector.ts';
 import type { Executor } from '../../host/exec.ts';
 import { Filesystems, type FsType, stagingMountOptions } from '../../host/filesystem.ts';
@@ -20,6 +19,7 @@ import { sleep } from '../../util/abort.ts';
 import { KeyedLocks } from '../../util/keyed-lock.ts';
 import type { Logger } from '../../util/logger.ts';
 import { aborted, alreadyExists, failedPrecondition, notFound, unavailable } from '../errors.ts';
+import type * as csi from '../generated/csi/v1/index.ts';
 import { int64, type RpcContext, toInt64 } from '../rpc.ts';
 import type { NodeService } from '../services.ts';
 import { resolveConnection } from './connection.ts';

@@ -4,7 +4,6 @@
  */
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
-import type * as csi from '../../grpc/generated/csi/v1/index.ts';
 import {
   DEFAULT_FS_TYPE,
   type FsType,
@@ -12,6 +11,7 @@ import {
   SUPPORTED_FS_TYPES,
 } from '../../host/filesystem.ts';
 import { invalidArgument } from '../errors.ts';
+import type * as csi from '../generated/csi/v1/index.ts';
 import { VOLUME_ID_PATTERN } from './state.ts';
 
 export function requireVolumeId(id: string | undefined): string {

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { StaticConnectorSource } from '../../../src/csi/connector-source.ts';
 import { createControllerService } from '../../../src/csi/controller/index.ts';
 import { CsiError } from '../../../src/csi/errors.ts';
+import type * as csi from '../../../src/csi/generated/csi/v1/index.ts';
 import type { RpcContext } from '../../../src/csi/rpc.ts';
-import type * as csi from '../../../src/grpc/generated/csi/v1/index.ts';
 import type { CinderApi } from '../../../src/openstack/cinder-api.ts';
 import { createLogger } from '../../../src/util/logger.ts';
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { META, publishContext } from '../../../src/csi/controller/index.ts';
 import { Code } from '../../../src/csi/errors.ts';
-import type * as csi from '../../../src/grpc/generated/csi/v1/index.ts';
+import type * as csi from '../../../src/csi/generated/csi/v1/index.ts';
 import { FakeCinder } from './fake-cinder.ts';
 import { cap, createReq, ctx, rejectsWith, service } from './helpers.ts';
 
