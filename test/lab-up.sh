@@ -3,7 +3,9 @@
 # the integration tests expect (used by CI and by `scripts/test.sh --lab`):
 #
 #   1. test/lab/cinder-lab.sh install                                  (apt-get, idempotent)
-#   2. test/lab/cinder-lab.sh up --auth keystone --backend fake,rbd,tgt (idempotent, ~0.3 s when up)
+#   2. test/lab/cinder-lab.sh up --auth keystone --backend fake,rbd,tgt (idempotent, ~3 s when up):
+#      keystone, cinder-api/scheduler/volume, cinder-backup (posix driver), glance-api on :9292
+#      with the public test image cinder-csi-lab-raw
 #   3. a second cinder-api with auth_strategy = noauth on 127.0.0.1:8786, same DB and rabbit, so
 #      both auth modes are testable at the same time against the same volumes. Its noauth project
 #      id is the Keystone admin project's id, so both modes see the same project.
@@ -170,6 +172,6 @@ main() {
   "$LAB" up --auth keystone --backend fake,rbd,tgt
   log "up (keystone; fake,rbd,tgt): $(( $(now_ms) - t1 ))ms"
   up_noauth
-  log "lab ready in $(( $(now_ms) - t0 ))ms: keystone api http://127.0.0.1:8776/v3, noauth api http://127.0.0.1:$NOAUTH_PORT/v3"
+  log "lab ready in $(( $(now_ms) - t0 ))ms: keystone api http://127.0.0.1:8776/v3, noauth api http://127.0.0.1:$NOAUTH_PORT/v3, glance http://127.0.0.1:9292"
 }
 main "$@"

@@ -16,6 +16,10 @@ import type { CloudConfig } from '../../src/config/types.ts';
 export const LAB_KEYSTONE_URL = process.env['CINDER_LAB_KEYSTONE_URL'] ?? 'http://127.0.0.1:5000/v3';
 export const LAB_CINDER_URL = process.env['CINDER_LAB_ENDPOINT'] ?? 'http://127.0.0.1:8776/v3';
 export const LAB_REGION = 'RegionOne';
+/** Glance of the lab (keystone mode only; catalog type `image`) and the public raw test image
+ * (1 MiB of zeros) that `cinder-lab.sh up` uploads. */
+export const LAB_GLANCE_URL = process.env['CINDER_LAB_GLANCE_ENDPOINT'] ?? 'http://127.0.0.1:9292';
+export const LAB_IMAGE_NAME = process.env['CINDER_LAB_IMAGE_NAME'] ?? 'cinder-csi-lab-raw';
 const STATE = process.env['CINDER_LAB_STATE'] ?? '/var/lib/cinder-lab';
 
 export type LabUser = 'admin' | 'demo';
