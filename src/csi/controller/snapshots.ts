@@ -205,6 +205,16 @@ async function findTempSnapshot(
 async function deleteTempSnapshot(c: Controller, name: string, ctx: RpcContext): Promise<void> {
   const tmp = await findTempSnapshot(c, name, ctx.signal);
   if (!tmp) return;
+  // Cinder puts the source snapshot back to `available` only after the backup is marked done: a
+  // delete in between is refused ("status must be available or error"), so wait for it first.
+  if (tmp.status !== 'available' && tmp.status !== 'error') {
+    await c.cinder.waitForSnapshot(tmp.id, {
+      target: ['available', 'error'],
+      failOn: [],
+      gone: true,
+      signal: ctx.signal,
+    });
+  }
   await c.cinder.deleteSnapshot(tmp.id, { signal: ctx.signal }).catch((err) => {
     if (!isNotFound(err)) throw err;
   });

@@ -175,11 +175,7 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
       const ro = await svc.ControllerPublishVolume(pubReq(other.volume?.volume_id ?? '', n2, true), ctx());
       const att = await cinder.getAttachment(ro.publish_context?.['attachment_id'] ?? '');
       assert.equal(att.attach_mode, 'ro');
-      // Backups (VolumeSnapshotClass type: backup) are NOT exercised here: the lab runs no
-      // cinder-backup service, and Cinder then creates a backup in `error` that nobody can delete
-      // (DELETE and even admin os-force_delete need the service: 404 / 500 after the RPC timeout)
-      // and leaves the source snapshot in `backing-up`. The backup logic is unit-tested with the
-      // double (test/unit/controller/snapshots.test.ts), including this failure's mapping.
+      // Backups (VolumeSnapshotClass type: backup): backup-image.test.ts, on the lab's cinder-backup.
     });
 
     it('10 concurrent identical CreateVolume → exactly one Cinder volume; publish twice → one attachment', async () => {
