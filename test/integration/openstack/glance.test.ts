@@ -1,7 +1,8 @@
 /**
- * GlanceClient on the lab. The lab (test/lab) runs Keystone and Cinder only: when its catalog has
- * no image service this suite skips with that reason; the client's behaviour is covered by
- * test/unit/openstack/cinder-glance.test.ts against an emulated Glance v2.
+ * GlanceClient on the lab's real Glance (keystone mode; test/lab uploads the image
+ * `cinder-csi-lab-raw`). Where a catalog has no image service this suite skips with that reason;
+ * edge cases (ambiguous names, other versions) are covered by test/unit/openstack/cinder-glance.test.ts
+ * against an emulated Glance v2.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
