@@ -18,6 +18,7 @@
  * Messages carry the service's fault message and request id, never request bodies (secrets).
  */
 import { status } from '@grpc/grpc-js';
+import type { CinderApi } from '../openstack/cinder-api.ts';
 import { MicroversionError, OpenStackError } from '../openstack/errors.ts';
 import { WaitFailedError } from '../openstack/waiter.ts';
 import { AbortedError } from '../util/abort.ts';
@@ -133,4 +134,17 @@ function isAbortLike(err: unknown): boolean {
 
 function isDeadlineReason(reason: unknown): boolean {
   return reason instanceof Error && (reason.name === 'DeadlineError' || reason.name === 'TimeoutError');
+}
+
+/**
+ * Why a Cinder resource failed, in Cinder's words: the newest user message about it (the messages
+ * API), or undefined when Cinder left none or the lookup itself failed.
+ */
+export async function latestUserMessage(
+  cinder: CinderApi,
+  resourceId: string,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
+  const messages = await cinder.listMessages({ resource_uuid: resourceId }, { signal }).catch(() => []);
+  return messages.sort((a, b) => (a.created_at < b.created_at ? 1 : -1))[0]?.user_message;
 }

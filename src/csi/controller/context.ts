@@ -75,7 +75,7 @@ export function makeController(opts: ControllerOptions): Controller {
  * ABORTED (the CSI sidecars retry), as the spec asks. No waiting, no global lock.
  */
 export async function withLocks<T>(
-  c: Controller,
+  c: { locks: KeyedLocks },
   keys: string[],
   what: string,
   fn: () => Promise<T>,

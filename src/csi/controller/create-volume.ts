@@ -13,7 +13,7 @@
 import type { CreateVolumeRequest, Volume } from '../../openstack/cinder-types.ts';
 import { WaitAbortedError, WaitFailedError } from '../../openstack/waiter.ts';
 import { AbortedError } from '../../util/abort.ts';
-import { classifyFailureReason, fromCloudError } from '../cloud-errors.ts';
+import { classifyFailureReason, fromCloudError, latestUserMessage } from '../cloud-errors.ts';
 import { alreadyExists, CsiError, invalidArgument, notFound, unavailable } from '../errors.ts';
 import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
@@ -175,14 +175,10 @@ async function failCreate(
   reason: string | undefined,
   ctx: RpcContext,
 ): Promise<never> {
-  let why = reason;
-  if (!why) {
-    const messages = await c.cinder
-      .listMessages({ resource_uuid: id }, { signal: ctx.signal })
-      .catch(() => []);
-    why = messages.sort((a, b) => (a.created_at < b.created_at ? 1 : -1))[0]?.user_message;
-  }
-  why ??= 'Cinder gave no reason (no user message)';
+  const why =
+    reason ??
+    (await latestUserMessage(c.cinder, id, ctx.signal)) ??
+    'Cinder gave no reason (no user message)';
   try {
     await c.cinder.deleteVolume(id, { signal: AbortSignal.timeout(30_000) });
     ctx.log.warn({ volumeId: id, reason: why }, 'CreateVolume: volume went to error; deleted it');

@@ -19,7 +19,7 @@
 import type { Backup, Snapshot } from '../../openstack/cinder-types.ts';
 import { WaitAbortedError, WaitFailedError } from '../../openstack/waiter.ts';
 import { AbortedError } from '../../util/abort.ts';
-import { classifyFailureReason, fromCloudError } from '../cloud-errors.ts';
+import { classifyFailureReason, fromCloudError, latestUserMessage } from '../cloud-errors.ts';
 import {
   alreadyExists,
   CsiError,
@@ -168,12 +168,7 @@ async function failSnapshot(
   reason: string | undefined,
   ctx: RpcContext,
 ): Promise<never> {
-  let why = reason;
-  if (!why) {
-    const msgs = await c.cinder.listMessages({ resource_uuid: id }, { signal: ctx.signal }).catch(() => []);
-    why = msgs.sort((a, b) => (a.created_at < b.created_at ? 1 : -1))[0]?.user_message;
-  }
-  why ??= 'Cinder gave no reason';
+  const why = reason ?? (await latestUserMessage(c.cinder, id, ctx.signal)) ?? 'Cinder gave no reason';
   await c.cinder.deleteSnapshot(id, { signal: AbortSignal.timeout(30_000) }).catch((err) => {
     ctx.log.warn({ snapshotId: id, err: (err as Error).message }, 'could not delete failed snapshot');
   });

@@ -5,7 +5,7 @@
 
 import type { Volume } from '../../openstack/cinder-types.ts';
 import { WaitFailedError } from '../../openstack/waiter.ts';
-import { fromCloudError } from '../cloud-errors.ts';
+import { fromCloudError, latestUserMessage } from '../cloud-errors.ts';
 import { Code, CsiError, failedPrecondition, invalidArgument, notFound } from '../errors.ts';
 import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
@@ -267,8 +267,7 @@ export async function retype(
       ctx.log.info({ volumeId: v.id, from: v.volume_type, to: t.name }, 'retyped volume');
       return done;
     }
-    const msgs = await c.cinder.listMessages({ resource_uuid: v.id }, { signal: ctx.signal }).catch(() => []);
-    const why = msgs.sort((a, b) => (a.created_at < b.created_at ? 1 : -1))[0]?.user_message;
+    const why = await latestUserMessage(c.cinder, v.id, ctx.signal);
     throw failedPrecondition(
       `${what}: Cinder did not retype it${why ? `: ${why}` : ''}` +
         (policy === 'never'

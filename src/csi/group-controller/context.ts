@@ -5,7 +5,6 @@
 import type { CinderApi } from '../../openstack/cinder-api.ts';
 import { KeyedLocks } from '../../util/keyed-lock.ts';
 import type { Logger } from '../../util/logger.ts';
-import { aborted } from '../errors.ts';
 
 export interface GroupControllerOptions {
   /** Must implement the optional group methods of CinderApi (CinderClient does). */
@@ -96,18 +95,4 @@ export const lockKey = {
   volume: (id: string) => `group-volume/${id}`,
 };
 
-/** Runs `fn` holding `keys`; a concurrent call on any of them fails at once with ABORTED. */
-export async function withLocks<T>(
-  c: GroupController,
-  keys: string[],
-  what: string,
-  fn: () => Promise<T>,
-): Promise<T> {
-  const release = c.locks.tryAcquire(...keys);
-  if (!release) throw aborted(`an operation on ${what} is already in progress; retry later`);
-  try {
-    return await fn();
-  } finally {
-    release();
-  }
-}
+export { withLocks } from '../controller/context.ts';

@@ -7,7 +7,7 @@ import { ignoreNotFound } from '../../openstack/cinder.ts';
 import type { Group, GroupSnapshot, Snapshot, Volume } from '../../openstack/cinder-types.ts';
 import { WaitAbortedError, WaitFailedError } from '../../openstack/waiter.ts';
 import { AbortedError } from '../../util/abort.ts';
-import { classifyFailureReason, fromCloudError } from '../cloud-errors.ts';
+import { classifyFailureReason, fromCloudError, latestUserMessage } from '../cloud-errors.ts';
 import { META, softDeadline } from '../controller/context.ts';
 import { timestampOf, toCsiSnapshot } from '../controller/convert.ts';
 import {
@@ -263,12 +263,7 @@ async function failGroupSnapshot(
   reason: string | undefined,
   ctx: RpcContext,
 ): Promise<never> {
-  let why = reason;
-  if (!why) {
-    const msgs = await c.cinder.listMessages({ resource_uuid: id }, { signal: ctx.signal }).catch(() => []);
-    why = msgs.sort((a, b) => (a.created_at < b.created_at ? 1 : -1))[0]?.user_message;
-  }
-  why ??= 'Cinder gave no reason';
+  const why = reason ?? (await latestUserMessage(c.cinder, id, ctx.signal)) ?? 'Cinder gave no reason';
   await c.cinder.deleteGroupSnapshot(id, { signal: AbortSignal.timeout(30_000) }).catch((err: unknown) => {
     ctx.log.warn(
       { groupSnapshotId: id, err: (err as Error).message },
