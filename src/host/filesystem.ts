@@ -191,12 +191,30 @@ export function mkfsCommand(device: string, fsType: FsType): [string, string[]] 
 }
 
 /**
- * Mount options for staging a filesystem: the caller's flags, `ro` when read-only, and `nouuid`
- * for xfs (clones and snapshots of a volume share its UUID and must mount side by side).
+ * The option that mounts a filesystem without replaying its journal/log, so a read-only mount
+ * writes nothing to the device (another node may be writing it; a replay would also destroy that
+ * writer's journal). ext3/4 `noload`, xfs `norecovery`, btrfs `rescue=nologreplay` (Linux 5.9+).
+ */
+export const NO_JOURNAL_REPLAY: Record<FsType, string> = {
+  ext4: 'noload',
+  ext3: 'noload',
+  xfs: 'norecovery',
+  btrfs: 'rescue=nologreplay',
+};
+
+/**
+ * Mount options for staging a filesystem: the caller's flags, `nouuid` for xfs (clones and
+ * snapshots of a volume share its UUID and must mount side by side), and for a read-only mount
+ * `ro` plus no journal replay. The driver's own options come last, so a caller's `rw` cannot
+ * override them (mount(8) lets the last one win).
  */
 export function stagingMountOptions(fsType: string, flags: readonly string[], readOnly: boolean): string[] {
-  const out = [...flags];
-  if (readOnly && !out.includes('ro')) out.push('ro');
+  const out = readOnly ? flags.filter((f) => f !== 'rw' && f !== 'ro') : [...flags];
   if (fsType === 'xfs' && !out.includes('nouuid')) out.push('nouuid');
+  if (readOnly) {
+    out.push('ro');
+    const noReplay = isSupportedFsType(fsType) ? NO_JOURNAL_REPLAY[fsType] : undefined;
+    if (noReplay && !out.includes(noReplay)) out.push(noReplay);
+  }
   return out;
 }

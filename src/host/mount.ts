@@ -212,6 +212,21 @@ export class Mounter {
     throw new Error(`${target} is still a mount point after repeated unmounts`);
   }
 
+  /**
+   * Marks a block device read-only in the kernel (`blockdev --setro`): every write to it fails
+   * from then on, whatever opens it (a filesystem's journal replay included), until it is
+   * disconnected or set read-write again.
+   */
+  async setReadOnly(device: string, signal?: AbortSignal): Promise<void> {
+    await this.#exec.run('blockdev', ['--setro', device], { timeoutMs: 30_000, signal });
+  }
+
+  /** Whether the kernel treats a block device as read-only (`blockdev --getro`). */
+  async isReadOnly(device: string, signal?: AbortSignal): Promise<boolean> {
+    const r = await this.#exec.run('blockdev', ['--getro', device], { timeoutMs: 30_000, signal });
+    return r.stdout.trim() === '1';
+  }
+
   /** Flushes dirty pages of every filesystem (`sync`); with `device`, also its buffers. */
   async sync(device?: string, signal?: AbortSignal): Promise<void> {
     if (device) {

@@ -6,4 +6,4 @@ export {
   type NodeServiceImpl,
   type NodeServiceOptions,
 } from './service.ts';
-export { StateStore, type VolumeState } from './state.ts';
+export { StateFileError, StateStore, type VolumeState } from './state.ts';

@@ -11,6 +11,11 @@ import { redactDeep } from '../../util/logger.ts';
 
 export const STATE_VERSION = 1;
 
+/** A state file that cannot be used (corrupt, foreign): the node's state, not a driver bug. */
+export class StateFileError extends Error {
+  override name = 'StateFileError';
+}
+
 export interface VolumeState {
   version: number;
   volumeId: string;
@@ -29,6 +34,14 @@ export interface VolumeState {
   accessMode: string;
   /** Target paths currently published. */
   targets: { path: string; readOnly: boolean }[];
+  /**
+   * Target paths this driver created (an empty directory or file to mount onto) and has not
+   * removed yet: recorded before creating them, so unpublish removes exactly these and never a
+   * file or directory it did not make. Absent in state written before this field existed.
+   */
+  placeholders?: string[];
+  /** The individual mount options the volume was staged with (mount access). */
+  mountFlags?: string[];
   /** Set once the device is mounted at the staging path (mount access) or ready (block). */
   staged: boolean;
   updatedAt: string;
@@ -71,9 +84,21 @@ export class StateStore {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
-    const s = JSON.parse(text) as VolumeState;
-    if (s.version !== STATE_VERSION || s.volumeId !== volumeId || !s.device?.devicePath) {
-      throw new Error(`state file for volume ${volumeId} is not in the expected format`);
+    let s: VolumeState;
+    try {
+      s = JSON.parse(text) as VolumeState;
+    } catch {
+      s = {} as VolumeState;
+    }
+    if (
+      s?.version !== STATE_VERSION ||
+      s.volumeId !== volumeId ||
+      !s.device?.devicePath ||
+      !Array.isArray(s.targets)
+    ) {
+      throw new StateFileError(
+        `state file for volume ${volumeId} is not in the expected format; move ${this.#file(volumeId)} away and stage the volume again`,
+      );
     }
     return s;
   }

@@ -59,8 +59,12 @@ test('mkfsCommand: no discard pass, lazy init for ext, force only on ext (blank-
   assert.deepEqual(mkfsCommand('/dev/sdb', 'btrfs'), ['mkfs.btrfs', ['-K', '/dev/sdb']]);
 });
 
-test('stagingMountOptions: nouuid for xfs, ro when read-only, caller flags kept', () => {
+test('stagingMountOptions: nouuid for xfs, ro and no journal replay when read-only, caller flags kept', () => {
   assert.deepEqual(stagingMountOptions('xfs', ['noatime'], false), ['noatime', 'nouuid']);
-  assert.deepEqual(stagingMountOptions('ext4', [], true), ['ro']);
-  assert.deepEqual(stagingMountOptions('xfs', ['nouuid', 'ro'], true), ['nouuid', 'ro']);
+  assert.deepEqual(stagingMountOptions('ext4', [], true), ['ro', 'noload']);
+  assert.deepEqual(stagingMountOptions('ext3', ['noload'], true), ['noload', 'ro']);
+  assert.deepEqual(stagingMountOptions('xfs', ['nouuid', 'ro'], true), ['nouuid', 'ro', 'norecovery']);
+  assert.deepEqual(stagingMountOptions('btrfs', [], true), ['ro', 'rescue=nologreplay']);
+  // The caller's rw cannot undo a read-only access mode: it is dropped and ro comes last.
+  assert.deepEqual(stagingMountOptions('ext4', ['rw', 'noatime'], true), ['noatime', 'ro', 'noload']);
 });

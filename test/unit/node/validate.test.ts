@@ -5,8 +5,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { status } from '@grpc/grpc-js';
+import { multiNodeWriterMountProblem } from '../../../src/csi/access-modes.ts';
 import { CsiError } from '../../../src/csi/errors.ts';
-import { parseCapability, requirePathUnder, requireVolumeId } from '../../../src/csi/node/validate.ts';
+import {
+  parseCapability,
+  parseMountFlags,
+  requirePathUnder,
+  requireVolumeId,
+} from '../../../src/csi/node/validate.ts';
 
 const invalid = (re?: RegExp) => (e: unknown) => {
   assert.ok(e instanceof CsiError);
@@ -85,4 +91,58 @@ test('requirePathUnder: inside only, normalized, no symlink escape', async () =>
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('mount flags: every comma-separated option is checked on its own (issue 11 item 5)', () => {
+  const flags = (mount_flags: string[]) =>
+    parseCapability(mount('ext4', 'SINGLE_NODE_WRITER', { mount_flags }));
+  for (const bad of [
+    ['defaults,bind'],
+    ['noatime, rbind'],
+    ['ro,remount'],
+    ['move,noatime'],
+    ['defaults,,noatime'],
+    ['noatime,'],
+    ['rshared'],
+    ['loop,offset=4096'],
+    ['X-mount.mkdir=0755'],
+    ['x-systemd.automount'],
+    ['helper=evil'],
+    ['context="a:b,c'],
+  ]) {
+    assert.throws(() => flags(bad), invalid(), `mount_flags ${JSON.stringify(bad)} must be refused`);
+  }
+  assert.deepEqual(flags(['defaults,noatime', ' discard ', 'errors=remount-ro']).mountFlags, [
+    'defaults',
+    'noatime',
+    'discard',
+    'errors=remount-ro',
+  ]);
+  // A quoted value keeps its commas (SELinux contexts).
+  assert.deepEqual(parseMountFlags(['context="system_u:object_r:container_file_t:s0:c1,c2",noatime']), [
+    'context="system_u:object_r:container_file_t:s0:c1,c2"',
+    'noatime',
+  ]);
+  // Bounded: count and length, and the message quotes only a prefix.
+  assert.throws(() => parseMountFlags(Array(65).fill('noatime')), invalid(/too many/));
+  assert.throws(() => parseMountFlags([Array(70).fill('ro').join(',')]), invalid(/too many/));
+  const huge = `x${'a'.repeat(1_000_000)}`;
+  assert.throws(
+    () => parseMountFlags([huge]),
+    (e: unknown) => e instanceof CsiError && e.code === status.INVALID_ARGUMENT && e.message.length < 200,
+  );
+});
+
+test('multiNodeWriterMountProblem: the reason the node and the controller both give', () => {
+  const reason =
+    'access mode MULTI_NODE_MULTI_WRITER needs block access: a ext4 filesystem cannot be written from several nodes';
+  assert.equal(multiNodeWriterMountProblem('MULTI_NODE_MULTI_WRITER', { mount: { fs_type: '' } }), reason);
+  assert.match(
+    multiNodeWriterMountProblem('MULTI_NODE_SINGLE_WRITER', { mount: { fs_type: 'xfs' } }) ?? '',
+    /MULTI_NODE_SINGLE_WRITER needs block access: a xfs filesystem/,
+  );
+  assert.equal(multiNodeWriterMountProblem('MULTI_NODE_MULTI_WRITER', { block: {} }), undefined);
+  assert.equal(multiNodeWriterMountProblem('MULTI_NODE_READER_ONLY', { mount: {} }), undefined);
+  assert.equal(multiNodeWriterMountProblem('SINGLE_NODE_WRITER', { mount: {} }), undefined);
+  assert.throws(() => parseCapability(mount('', 'MULTI_NODE_MULTI_WRITER')), invalid(new RegExp(reason)));
 });
