@@ -221,6 +221,15 @@ export class Mounter {
     await this.#exec.run('blockdev', ['--setro', device], { timeoutMs: 30_000, signal });
   }
 
+  /**
+   * Clears the kernel's read-only mark again (`blockdev --setrw`). The mark belongs to the block
+   * device, not to the mount, and some device nodes outlive a disconnect (loop devices keep it
+   * for their next user), so a read-only staging clears it before it disconnects.
+   */
+  async setReadWrite(device: string, signal?: AbortSignal): Promise<void> {
+    await this.#exec.run('blockdev', ['--setrw', device], { timeoutMs: 30_000, signal });
+  }
+
   /** Whether the kernel treats a block device as read-only (`blockdev --getro`). */
   async isReadOnly(device: string, signal?: AbortSignal): Promise<boolean> {
     const r = await this.#exec.run('blockdev', ['--getro', device], { timeoutMs: 30_000, signal });

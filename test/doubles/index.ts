@@ -31,7 +31,10 @@ export function releaseDoubles(state: string): void {
   } catch {
     loops = [];
   }
-  for (const l of loops) spawnSync('losetup', ['-d', l], { env: SYS, timeout: 10_000 });
+  for (const l of loops) {
+    spawnSync('blockdev', ['--setrw', l], { env: SYS, timeout: 10_000 }); // see lib/common.ts detachLoop
+    spawnSync('losetup', ['-d', l], { env: SYS, timeout: 10_000 });
+  }
   let fuse: string[] = [];
   try {
     fuse = readdirSync(path.join(state, 'rbd')).filter((d) => d.startsWith('fuse-'));

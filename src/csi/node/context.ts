@@ -3,7 +3,8 @@
  * per-volume in-flight lock with error mapping, and small helpers about devices. Built once per
  * node service by createNodeService (src/csi/node/service.ts).
  */
-import { access } from 'node:fs/promises';
+import { access, mkdir, stat } from 'node:fs/promises';
+import path from 'node:path';
 import type { ConnectedDevice, StorageConnector } from '../../host/connector.ts';
 import type { Executor } from '../../host/exec.ts';
 import { Filesystems } from '../../host/filesystem.ts';
@@ -14,7 +15,7 @@ import type { ConnectionInfo, HostConnector } from '../../openstack/cinder-types
 import { KeyedLocks } from '../../util/keyed-lock.ts';
 import type { Logger } from '../../util/logger.ts';
 import { aborted } from '../errors.ts';
-import { toCsiError } from './errors.ts';
+import { errnoCode, toCsiError } from './errors.ts';
 import { StateStore } from './state.ts';
 
 export interface NodeServiceOptions {
@@ -70,6 +71,26 @@ export async function exists(p: string): Promise<boolean> {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * `mkdir -p` that reports the real reason: Node's recursive mkdir answers ENOENT for any failing
+ * component (EROFS, EACCES, ...), so on ENOENT it walks up and creates one level at a time.
+ */
+export async function mkdirAll(p: string, mode = 0o750): Promise<void> {
+  try {
+    await mkdir(p, { recursive: true, mode });
+    return;
+  } catch (e) {
+    if (errnoCode(e) !== 'ENOENT') throw e;
+  }
+  const parent = path.dirname(p);
+  if (parent !== p) await mkdirAll(parent, mode);
+  try {
+    await mkdir(p, { mode });
+  } catch (e) {
+    if (errnoCode(e) !== 'EEXIST' || !(await stat(p)).isDirectory()) throw e;
   }
 }
 

@@ -4,12 +4,12 @@
  * target (an empty directory or file) only when nothing is there, records that it did, and on
  * unpublish removes only what it created (src/csi/node/placeholders.ts).
  */
-import { lstat, mkdir, open } from 'node:fs/promises';
+import { lstat, open } from 'node:fs/promises';
 import path from 'node:path';
 import { deviceNumber } from '../../host/mount.ts';
 import { alreadyExists, failedPrecondition, invalidArgument } from '../errors.ts';
 import type { NodeService } from '../services.ts';
-import { exists, type NodeContext } from './context.ts';
+import { exists, mkdirAll, type NodeContext } from './context.ts';
 import { isMissingPath, quotePath } from './errors.ts';
 import { removePlaceholder } from './placeholders.ts';
 import type { VolumeState } from './state.ts';
@@ -50,9 +50,9 @@ export function publishRpcs(c: NodeContext): { NodePublishVolume: Publish; NodeU
       await store.put(st);
     }
     if (cap.accessType === 'mount') {
-      await mkdir(target, { recursive: true, mode: 0o750 });
+      await mkdirAll(target);
     } else {
-      await mkdir(path.dirname(target), { recursive: true, mode: 0o750 });
+      await mkdirAll(path.dirname(target));
       await (await open(target, 'wx', 0o640)).close();
     }
   }

@@ -4,7 +4,6 @@
  * A read-only access mode writes nothing to the device: the device is set read-only in the kernel
  * and the filesystem is mounted without journal replay (another node may be writing it).
  */
-import { mkdir } from 'node:fs/promises';
 import type { ConnectedDevice } from '../../host/connector.ts';
 import type { FsType } from '../../host/filesystem.ts';
 import { stagingMountOptions } from '../../host/filesystem.ts';
@@ -12,7 +11,7 @@ import { alreadyExists, failedPrecondition } from '../errors.ts';
 import type { RpcContext } from '../rpc.ts';
 import type { NodeService } from '../services.ts';
 import { resolveConnection } from './connection.ts';
-import { exists, type NodeContext } from './context.ts';
+import { exists, mkdirAll, type NodeContext } from './context.ts';
 import { quotePath } from './errors.ts';
 import { removePlaceholders } from './placeholders.ts';
 import type { VolumeState } from './state.ts';
@@ -53,7 +52,7 @@ export function stageRpcs(c: NodeContext): { NodeStageVolume: Stage; NodeUnstage
   /** Formats (only if blank and writable) and mounts the device at the staging path. */
   async function mountStaging(dev: ConnectedDevice, staging: string, cap: ParsedCapability, ctx: RpcContext) {
     const fsType = cap.fsType as FsType;
-    await mkdir(staging, { recursive: true, mode: 0o750 });
+    await mkdirAll(staging);
     const existing = await mounter.find(staging);
     if (existing) {
       if (await c.mountedFrom(existing, dev)) return;
@@ -84,6 +83,19 @@ export function stageRpcs(c: NodeContext): { NodeStageVolume: Stage; NodeUnstage
       options: stagingMountOptions(fsType, cap.mountFlags, cap.readOnly),
       signal: ctx.signal,
     });
+  }
+
+  /** Best effort: clears the read-only mark a read-only staging set (see Mounter.setReadWrite). */
+  async function releaseReadOnly(dev: ConnectedDevice, ctx: RpcContext): Promise<void> {
+    if (!(await exists(c.local(dev.devicePath)))) return;
+    await mounter
+      .setReadWrite(dev.devicePath, AbortSignal.timeout(30_000))
+      .catch((e: unknown) =>
+        ctx.log.warn(
+          { device: dev.devicePath, err: (e as Error).message },
+          'clearing the read-only mark failed',
+        ),
+      );
   }
 
   const NodeStageVolume: Stage = async (req, ctx) => {
@@ -117,6 +129,8 @@ export function stageRpcs(c: NodeContext): { NodeStageVolume: Stage; NodeUnstage
         );
       }
 
+      // A staging path that cannot be created fails here, before anything is connected.
+      await mkdirAll(staging);
       const conn = await resolveConnection({
         volumeId,
         publishContext: req.publish_context,
@@ -155,12 +169,13 @@ export function stageRpcs(c: NodeContext): { NodeStageVolume: Stage; NodeUnstage
         if (cap.accessType === 'mount') await mountStaging(dev, staging, cap, ctx);
         else {
           if (cap.readOnly) await mounter.setReadOnly(dev.devicePath, ctx.signal);
-          await mkdir(staging, { recursive: true, mode: 0o750 });
+          await mkdirAll(staging);
         }
       } catch (e) {
         // Do not leave a session/map behind for a stage that failed before mounting. Own time
         // budget: the call's signal may be what failed.
         if (!prev && !(await mounter.isMountPoint(staging))) {
+          if (cap.readOnly) await releaseReadOnly(dev, ctx);
           await connector
             .disconnect(dev, { signal: AbortSignal.timeout(60_000) })
             .then(() => store.delete(volumeId))
@@ -218,6 +233,7 @@ export function stageRpcs(c: NodeContext): { NodeStageVolume: Stage; NodeUnstage
             ctx.log.warn({ volumeId, err: (e as Error).message }, 'flushing device buffers failed'),
           );
       }
+      if (st.readOnly) await releaseReadOnly(dev, ctx);
       await c.connectorFor(dev).disconnect(dev, { signal: ctx.signal });
       await store.delete(volumeId);
       ctx.log.info({ volumeId, protocol: dev.protocol, device: dev.devicePath }, 'volume unstaged');

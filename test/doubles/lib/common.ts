@@ -138,6 +138,9 @@ export function detachLoop(dev: string): void {
   const loops = readJson<string[]>(loopsFile(), []);
   if (!loops.includes(dev)) return;
   real('blockdev', ['--flushbufs', dev]);
+  // A `blockdev --setro` mark outlives the detach and would make the loop device read-only for
+  // its next user; a real iSCSI/RBD device vanishes with its mark.
+  real('blockdev', ['--setrw', dev]);
   // Kept in the list when detaching fails, so the test teardown retries.
   if (real('losetup', ['-d', dev]).status !== 0) return;
   writeJson(

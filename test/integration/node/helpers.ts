@@ -71,6 +71,19 @@ export async function loopsBackingSysfs(file: string): Promise<string[]> {
   return out;
 }
 
+/**
+ * Detaches a loop device after clearing a `blockdev --setro` mark: the mark stays with the loop
+ * device node and would make it read-only for its next user (another test, another engineer).
+ */
+export function detachLoop(dev: string): void {
+  try {
+    sh('blockdev', ['--setrw', dev]);
+  } catch {
+    /* gone already */
+  }
+  sh('losetup', ['-d', dev]);
+}
+
 export class LoopConnector implements StorageConnector {
   readonly protocol = 'iscsi' as const;
   readonly calls: string[] = [];
@@ -94,7 +107,7 @@ export class LoopConnector implements StorageConnector {
 
   async disconnect(dev: ConnectedDevice): Promise<void> {
     this.calls.push(`disconnect ${dev.devicePath}`);
-    for (const l of await loopsBackingSysfs(String(dev.details.backingFile))) sh('losetup', ['-d', l]);
+    for (const l of await loopsBackingSysfs(String(dev.details.backingFile))) detachLoop(l);
   }
 
   async rescan(dev: ConnectedDevice): Promise<void> {
@@ -237,7 +250,7 @@ export class World {
     for (const file of this.files.values()) {
       for (const l of loopsOf(file)) {
         try {
-          sh('losetup', ['-d', l]);
+          detachLoop(l);
         } catch {
           /* already gone */
         }

@@ -166,3 +166,50 @@ test('node-stage-secrets mode: publish_context targets + secrets, no Cinder call
   assert.throws(() => connectionInfoFromPublishContext({ driver_volume_type: 'iscsi', target_lun: 'x' }));
   assert.throws(() => connectionInfoFromPublishContext({}));
 });
+
+test('toCsiError maps every errno a path can produce, quoting only a prefix of the path', () => {
+  const sys = (code: string, p?: string) =>
+    Object.assign(new Error(`${code}: whatever, stat '${p}'`), {
+      code,
+      errno: -1,
+      syscall: 'stat',
+      ...(p === undefined ? {} : { path: p }),
+    });
+  const want: Record<string, number> = {
+    ENOENT: status.FAILED_PRECONDITION,
+    ENOTDIR: status.FAILED_PRECONDITION,
+    ENAMETOOLONG: status.INVALID_ARGUMENT,
+    ELOOP: status.FAILED_PRECONDITION,
+    EACCES: status.FAILED_PRECONDITION,
+    EPERM: status.FAILED_PRECONDITION,
+    EINVAL: status.INVALID_ARGUMENT,
+    EROFS: status.FAILED_PRECONDITION,
+    EBUSY: status.FAILED_PRECONDITION,
+    EIO: status.UNAVAILABLE,
+    EEXIST: status.FAILED_PRECONDITION,
+    EISDIR: status.FAILED_PRECONDITION,
+    ENOTEMPTY: status.FAILED_PRECONDITION,
+    ENOSPC: status.RESOURCE_EXHAUSTED,
+    EDQUOT: status.RESOURCE_EXHAUSTED,
+    ENXIO: status.FAILED_PRECONDITION,
+    ENODEV: status.FAILED_PRECONDITION,
+    ESTALE: status.FAILED_PRECONDITION,
+    EMFILE: status.UNAVAILABLE,
+    ENOMEM: status.UNAVAILABLE,
+    EOVERFLOW: status.FAILED_PRECONDITION, // any other errno: the node's state, not a bug
+  };
+  const long = `/var/lib/kubelet/pods/${'x'.repeat(5000)}`;
+  for (const [code, grpc] of Object.entries(want)) {
+    const e = toCsiError(sys(code, long), 'reading stats of volume v');
+    assert.equal(codeOf(e), grpc, code);
+    const msg = (e as Error).message;
+    assert.ok(msg.startsWith('reading stats of volume v: stat /var/lib/kubelet/pods/xxx'), msg.slice(0, 100));
+    assert.ok(msg.endsWith(`(${code})`), msg.slice(-80));
+    assert.ok(msg.length < 300, `${code}: ${msg.length} chars`);
+    assert.match(msg, /\(5022 bytes\)/);
+  }
+  assert.equal(codeOf(toCsiError(sys('EIO'), 's')), status.UNAVAILABLE);
+  // A plain Error with a code-like field but no errno is not a system error: left for INTERNAL.
+  const plain = Object.assign(new Error('x'), { code: 'EIO' });
+  assert.equal(toCsiError(plain, 's'), plain);
+});
