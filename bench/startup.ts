@@ -1,20 +1,56 @@
 /**
- * Start-up and idle memory of the driver process.
- *   node bench/startup.ts [--runs 10]
- * Prints: process start → first successful Probe (ready=true) median/min/max over N runs, per mode,
- * and the idle RSS of `--mode node` and `--mode controller` 3 s after ready.
- * Needs the lab's noauth Cinder API (test/lab-up.sh) for controller readiness.
+ * Start-up and idle memory of the driver process, against bare Node in the same run.
+ *   node bench/startup.ts [--runs 7] [--program image|dist] [--node-flags '...'] [--modes node,controller,all]
+ *
+ * `image` (default) runs bin/cinder-csi, the image's entrypoint: the esbuild bundle (scripts/bundle.sh)
+ * with the image's V8 flags; `dist` runs the tsc output (`node dist/cli/main.js`). `--node-flags`
+ * replaces the entrypoint's V8 flags (CINDER_CSI_NODE_FLAGS), to measure a flag's cost and gain.
+ *
+ * Each round starts bare Node (a unix-socket server) and the driver in every mode, in alternating
+ * order (reversed every other round). Per start it measures:
+ *  - spawn → ready: for the driver the first Probe answering ready=true (controller readiness
+ *    includes a real round trip to the lab's noauth Cinder), for bare Node the first accepted
+ *    connection. The gRPC client stubs are built before any timing, and the client dials only once
+ *    the socket exists (gRPC's reconnect backoff is not measured);
+ *  - CPU time the process had used by then (all threads, /proc/PID/task/TID/schedstat): unlike
+ *    the wall time it hardly depends on the machine's load;
+ *  - idle memory of the started process itself (from /proc/PID/smaps_rollup): 2 s after ready,
+ *    5 samples 200 ms apart, median; RSS split into anonymous and file-backed pages.
+ * Prints medians over the rounds and each figure as a ratio to bare Node. Memory figures do not
+ * depend on machine load; times do (the machine is shared): read the ratios.
+ * Every wait is bounded (30 s); every process is killed and every file removed in `finally`.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { csiClient } from '../test/support/csi-client.ts';
+import { csiClient, csiClientPackage } from '../test/support/csi-client.ts';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' } } });
-const runs = Number(values.runs);
-const entry = new URL('../dist/cli/main.js', import.meta.url).pathname;
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '7' },
+    program: { type: 'string', default: 'image' },
+    'node-flags': { type: 'string' },
+    modes: { type: 'string', default: 'node,controller,all' },
+  },
+});
+const RUNS = Number(values.runs);
+const MODES = values.modes.split(',');
+const LIMIT_MS = 30_000;
+const root = new URL('..', import.meta.url).pathname;
+const program =
+  values.program === 'dist'
+    ? { cmd: process.execPath, args: [join(root, 'dist/cli/main.js')] }
+    : { cmd: join(root, 'bin/cinder-csi'), args: [] };
+if (
+  !existsSync(program.args[0] ?? program.cmd) ||
+  (values.program !== 'dist' && !existsSync(join(root, 'dist/bundle/main.js')))
+) {
+  throw new Error(`build first: ${values.program === 'dist' ? 'npm run build' : 'npm run bundle'}`);
+}
+
 /** The lab's noauth API and project, as test/lab-up.sh records them. */
 function labNoauth(): Record<string, string> {
   try {
@@ -31,26 +67,120 @@ function labNoauth(): Record<string, string> {
   }
 }
 const lab = labNoauth();
-const env = {
+const env: NodeJS.ProcessEnv = {
   ...process.env,
+  PATH: `${join(process.execPath, '..')}:${process.env['PATH'] ?? ''}`,
   OS_AUTH_TYPE: 'noauth',
   OS_USER_ID: 'admin',
   OS_PROJECT_ID: lab['CINDER_LAB_NOAUTH_PROJECT'] ?? '0123456789abcdef0123456789abcdef',
   OS_ENDPOINT: lab['CINDER_LAB_NOAUTH_ENDPOINT'] ?? 'http://127.0.0.1:8786/v3',
 };
+if (values['node-flags'] !== undefined) env['CINDER_CSI_NODE_FLAGS'] = values['node-flags'];
 
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
+interface Mem {
+  rss: number;
+  anon: number;
+  file: number;
+}
+interface Sample extends Mem {
+  ms: number;
+  /** CPU time the process (all its threads) had used when it was ready: load-independent. */
+  cpu: number;
 }
 
-async function once(mode: string, dir: string, i: number, measureRss: boolean) {
-  const sock = join(dir, `${mode}-${i}.sock`);
+/** CPU milliseconds used by all threads of `pid` (/proc/PID/task/TID/schedstat, ns on CPU). */
+function cpuMs(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // thread gone
+    }
+  }
+  return ns / 1e6;
+}
+
+function memOf(pid: number): Mem {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN);
+  const rss = kb('Rss') / 1024;
+  const anon = kb('Anonymous') / 1024;
+  return { rss, anon, file: rss - anon };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+async function idleMemory(pid: number): Promise<Mem> {
+  await sleep(2000);
+  const samples: Mem[] = [];
+  for (let i = 0; i < 5; i++) {
+    samples.push(memOf(pid));
+    await sleep(200);
+  }
+  return {
+    rss: median(samples.map((s) => s.rss)),
+    anon: median(samples.map((s) => s.anon)),
+    file: median(samples.map((s) => s.file)),
+  };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(t);
+}
+
+async function waitFor(what: string, t0: number, check: () => boolean | Promise<boolean>, everyMs: number) {
+  for (;;) {
+    if (await check()) return;
+    if (performance.now() - t0 > LIMIT_MS) throw new Error(`${what} after ${LIMIT_MS / 1000} s`);
+    await sleep(everyMs);
+  }
+}
+
+async function startBare(sock: string): Promise<Sample> {
   const t0 = performance.now();
   const child = spawn(
     process.execPath,
+    ['-e', "require('node:net').createServer((s) => s.end()).listen(process.argv[1])", sock],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  try {
+    await waitFor('bare node: no socket', t0, () => existsSync(sock), 2);
+    await waitFor(
+      'bare node: no connection',
+      t0,
+      () =>
+        new Promise<boolean>((resolve) => {
+          const c = connect(sock);
+          c.once('connect', () => resolve(true)).once('error', () => resolve(false));
+          c.once('close', () => c.destroy());
+        }),
+      2,
+    );
+    const ms = performance.now() - t0;
+    const cpu = cpuMs(child.pid!);
+    return { ms, cpu, ...(await idleMemory(child.pid!)) };
+  } finally {
+    await stop(child);
+  }
+}
+
+async function startDriver(mode: string, dir: string, sock: string): Promise<Sample> {
+  const t0 = performance.now();
+  const child = spawn(
+    program.cmd,
     [
-      entry,
+      ...program.args,
       '--mode',
       mode,
       '--endpoint',
@@ -64,52 +194,62 @@ async function once(mode: string, dir: string, i: number, measureRss: boolean) {
     ],
     { env, stdio: ['ignore', 'ignore', 'inherit'] },
   );
-  // Connect only once the socket exists: a client that dialled too early waits out gRPC's
-  // reconnect backoff (1 s), which would be measured instead of the driver.
-  while (!existsSync(sock)) {
-    await new Promise((r) => setTimeout(r, 2));
-    if (performance.now() - t0 > 30_000) throw new Error(`${mode}: no socket after 30 s`);
-  }
-  const client = csiClient(`unix://${sock}`);
+  let client: ReturnType<typeof csiClient> | undefined;
   try {
-    for (;;) {
-      try {
-        const r = await client.call<{ ready: { value: boolean } | null }>('Identity', 'Probe', {}, 1000);
-        if (r.ready?.value) break;
-      } catch {
-        // not listening yet
-      }
-      await new Promise((r) => setTimeout(r, 5));
-      if (performance.now() - t0 > 30_000) throw new Error(`${mode}: not ready after 30 s`);
-    }
+    // Dial only once the socket exists: an early dial waits out gRPC's reconnect backoff.
+    await waitFor(`${mode}: no socket`, t0, () => existsSync(sock), 2);
+    const c = csiClient(`unix://${sock}`);
+    client = c;
+    await waitFor(
+      `${mode}: not ready`,
+      t0,
+      () =>
+        c
+          .call<{ ready: { value: boolean } | null }>('Identity', 'Probe', {}, 1000)
+          .then((r) => r.ready?.value === true)
+          .catch(() => false),
+      5,
+    );
     const ms = performance.now() - t0;
-    let rss = Number.NaN;
-    if (measureRss) {
-      await new Promise((r) => setTimeout(r, 3000));
-      rss = rssMiB(child.pid!);
-    }
-    return { ms, rss };
+    const cpu = cpuMs(child.pid!);
+    return { ms, cpu, ...(await idleMemory(child.pid!)) };
   } finally {
-    client.close();
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    client?.close();
+    await stop(child);
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+csiClientPackage(); // the client's own proto loading, before anything is timed
 const dir = mkdtempSync(join(tmpdir(), 'bench-startup-'));
+const results = new Map<string, Sample[]>();
 try {
-  console.log(`start → Probe ready, ${runs} runs each (dist/cli/main.js, node ${process.version})`);
-  for (const mode of ['node', 'controller', 'all']) {
-    const times: number[] = [];
-    let rss = Number.NaN;
-    for (let i = 0; i < runs; i++) {
-      const r = await once(mode, dir, i, i === runs - 1);
-      times.push(r.ms);
-      if (!Number.isNaN(r.rss)) rss = r.rss;
+  const kinds = ['bare', ...MODES];
+  console.log(
+    `start → ready and idle memory: ${RUNS} rounds, ${values.program === 'dist' ? 'node dist/cli/main.js' : 'bin/cinder-csi (bundle)'}` +
+      `${values['node-flags'] !== undefined ? ` with V8 flags '${values['node-flags']}'` : ''}, node ${process.version}`,
+  );
+  for (let round = 0; round < RUNS; round++) {
+    const order = round % 2 ? [...kinds].reverse() : kinds;
+    for (const kind of order) {
+      const sock = join(dir, `${kind}-${round}.sock`);
+      const s = kind === 'bare' ? await startBare(sock) : await startDriver(kind, dir, sock);
+      rmSync(sock, { force: true });
+      results.set(kind, [...(results.get(kind) ?? []), s]);
     }
+  }
+  const med = (kind: string, k: keyof Sample) => median((results.get(kind) ?? []).map((s) => s[k]));
+  const f0 = (x: number) => x.toFixed(0);
+  const f1 = (x: number) => x.toFixed(1);
+  console.log(
+    '| process | start → ready (min–max) | ×bare | CPU to ready | ×bare | idle RSS MiB (anon + file) | ×bare |',
+  );
+  console.log('|---|---|---|---|---|---|---|');
+  for (const kind of kinds) {
+    const ms = results.get(kind)!.map((s) => s.ms);
     console.log(
-      `${mode.padEnd(10)} median ${median(times).toFixed(0)} ms  min ${Math.min(...times).toFixed(0)}  max ${Math.max(...times).toFixed(0)}  idle RSS ${rss.toFixed(1)} MiB`,
+      `| ${kind === 'bare' ? 'bare Node' : kind} | ${f0(med(kind, 'ms'))} ms (${f0(Math.min(...ms))}–${f0(Math.max(...ms))}) | ` +
+        `${(med(kind, 'ms') / med('bare', 'ms')).toFixed(2)} | ${f0(med(kind, 'cpu'))} ms | ${(med(kind, 'cpu') / med('bare', 'cpu')).toFixed(2)} | ${f1(med(kind, 'rss'))} (${f1(med(kind, 'anon'))} + ${f1(med(kind, 'file'))}) | ` +
+        `${(med(kind, 'rss') / med('bare', 'rss')).toFixed(2)} |`,
     );
   }
 } finally {

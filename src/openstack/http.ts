@@ -178,8 +178,10 @@ export class HttpClient {
 
   async #dispatcher(): Promise<Agent> {
     if (!this.#agent) {
-      const { Agent } = await import('undici');
-      this.#agent ??= new Agent(this.#agentOptions);
+      // undici is CommonJS: its exports object is the default export, both under Node and in the
+      // image's bundle (where named exports of a lazily imported CommonJS chunk do not exist).
+      const undici = (await import('undici')).default;
+      this.#agent ??= new undici.Agent(this.#agentOptions);
     }
     return this.#agent;
   }

@@ -90,8 +90,8 @@ check 'resize/repair tools present' 'xfs_repair$' \
 check 'util-linux tools' 'findmnt from util-linux' sh -c 'blkid -V && lsblk --version && findmnt --version'
 check 'udevadm --version' '^[0-9]+' udevadm --version
 check 'npm removed from runtime' '^absent$' sh -c 'command -v npm >/dev/null && echo present || echo absent'
-check 'production dependencies only' '^prod-only$' \
-  sh -c 'test -d /opt/cinder-csi/node_modules/@grpc/grpc-js && ! test -e /opt/cinder-csi/node_modules/typescript && echo prod-only'
+check 'one bundled program, no node_modules' '^bundled$' \
+  sh -c 'test -f /opt/cinder-csi/dist/bundle/main.js && ! test -e /opt/cinder-csi/node_modules && echo bundled'
 labels=$(bh inspect --type image --format '{{.OCIv1.Config.Labels}}' "$TAG" 2>/dev/null || true)
 if grep -q "org.opencontainers.image.version:$version" <<<"$labels"; then
   log "ok   OCI labels: version $version"

@@ -1,6 +1,5 @@
 import { type Client, credentials, loadPackageDefinition, Metadata, type ServiceError } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { CSI_PROTO_PATH, LOADER_OPTIONS } from '../../src/grpc/proto.ts';
+import { csiPackageDefinition } from '../../src/grpc/proto.ts';
 
 type Unary = (
   req: unknown,
@@ -19,12 +18,17 @@ export interface CsiTestClient {
   close(): void;
 }
 
+type CsiPackage = { csi: { v1: Record<string, new (a: string, c: unknown) => Client> } };
+let loaded: CsiPackage | undefined;
+/** The client stubs, built once per process (benches build them before timing anything). */
+export function csiClientPackage(): CsiPackage {
+  loaded ??= loadPackageDefinition(csiPackageDefinition()) as unknown as CsiPackage;
+  return loaded;
+}
+
 /** A real grpc-js client for the CSI services at `address` (unix:///path or host:port). */
 export function csiClient(address: string): CsiTestClient {
-  const def = loadSync(CSI_PROTO_PATH, LOADER_OPTIONS);
-  const pkg = loadPackageDefinition(def) as unknown as {
-    csi: { v1: Record<string, new (a: string, c: unknown) => Client> };
-  };
+  const pkg = csiClientPackage();
   const clients = new Map<string, Client>();
   const get = (service: string) => {
     let c = clients.get(service);
