@@ -139,6 +139,13 @@ export async function buildDriver(flags: Flags, logger: Logger): Promise<Driver>
   const { CsiServer } = await import('../grpc/server.ts');
   const { CsiRedactor } = await import('../grpc/redact.ts');
   const { loadCsiRoot } = await import('../grpc/proto.ts');
+  const { RequestLimits } = await import('../grpc/limits.ts');
+  // One reflection root of csi.proto for the size limits and the secret redaction.
+  let root: import('protobufjs').Root | undefined;
+  const csiRoot = () => {
+    root ??= loadCsiRoot();
+    return root;
+  };
   const { fromCloudError } = await import('../csi/cloud-errors.ts');
   const identity = createIdentityService({
     driverName: flags.driverName,
@@ -165,7 +172,8 @@ export async function buildDriver(flags: Flags, logger: Logger): Promise<Driver>
     ...(controller ? { controller } : {}),
     ...(groupController ? { groupController } : {}),
     ...(node ? { node } : {}),
-    redactor: new CsiRedactor(loadCsiRoot),
+    redactor: new CsiRedactor(csiRoot),
+    limits: new RequestLimits(csiRoot),
     mapError: (err): CsiError | undefined => fromCloudError(err),
     ...(observer ? { observer } : {}),
     shutdownGraceMs: flags.shutdownGraceSeconds * 1000,

@@ -37,6 +37,35 @@ export class CsiRedactor {
     return this.#redact(typeName, message, 0);
   }
 
+  /**
+   * Every value of a csi_secret field in `message` (string values, map values), so a message that
+   * would echo one can be scrubbed (see scrubSecrets).
+   */
+  secretValues(typeName: string, message: unknown): string[] {
+    const out: string[] = [];
+    this.#collect(typeName, message, 0, out);
+    return out;
+  }
+
+  #collect(typeName: string, message: unknown, depth: number, out: string[]): void {
+    if (message === null || typeof message !== 'object' || depth > 16) return;
+    const plan = this.#plan(typeName);
+    for (const [field, action] of plan) {
+      const value = (message as Record<string, unknown>)[field];
+      if (value === undefined || value === null) continue;
+      if (action === SECRET) {
+        if (typeof value === 'string') out.push(value);
+        else if (typeof value === 'object' && !Array.isArray(value)) {
+          for (const v of Object.values(value)) if (typeof v === 'string') out.push(v);
+        }
+      } else if (Array.isArray(value)) {
+        for (const v of value) this.#collect(action, v, depth + 1, out);
+      } else {
+        this.#collect(action, value, depth + 1, out);
+      }
+    }
+  }
+
   #redact(typeName: string, message: unknown, depth: number): unknown {
     if (message === null || typeof message !== 'object' || depth > 16) return message;
     const plan = this.#plan(typeName);
@@ -103,4 +132,42 @@ function redactValue(value: unknown): unknown {
     return Object.fromEntries(Object.keys(value).map((k) => [k, REDACTED]));
   }
   return REDACTED;
+}
+
+/** Secrets shorter than this are not scrubbed from text (they would garble every message). */
+const MIN_SCRUB_LENGTH = 4;
+
+/** `text` with every occurrence of each secret value replaced by [REDACTED]. */
+export function scrubSecrets(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const s of secrets) {
+    if (s.length >= MIN_SCRUB_LENGTH && out.includes(s)) out = out.split(s).join(REDACTED);
+  }
+  return out;
+}
+
+/**
+ * A copy of a (redacted) message for a debug log line with every string longer than `max`
+ * characters cut to a prefix and its length: a hostile 1 MB field never lands in the log whole.
+ */
+export function capStrings(value: unknown, max = 256, depth = 0): unknown {
+  if (typeof value === 'string') {
+    return value.length > max ? `${value.slice(0, max)}… (${value.length} chars)` : value;
+  }
+  if (value === null || typeof value !== 'object' || depth > 16) return value;
+  if (Array.isArray(value)) {
+    const items = value.slice(0, 64).map((v) => capStrings(v, max, depth + 1));
+    if (value.length > 64) items.push(`… (${value.length} entries)`);
+    return items;
+  }
+  const out: Record<string, unknown> = {};
+  let n = 0;
+  for (const [k, v] of Object.entries(value)) {
+    if (n++ >= 64) {
+      out['…'] = `${Object.keys(value).length} keys`;
+      break;
+    }
+    out[k.length > max ? `${k.slice(0, max)}…` : k] = capStrings(v, max, depth + 1);
+  }
+  return out;
 }

@@ -10,7 +10,7 @@ import {
   status,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import { CsiError } from '../csi/errors.ts';
+import { CsiError, capMessage, invalidArgument } from '../csi/errors.ts';
 import type { RpcContext } from '../csi/rpc.ts';
 import type {
   ControllerService,
@@ -20,9 +20,11 @@ import type {
 } from '../csi/services.ts';
 import { AbortedError } from '../util/abort.ts';
 import type { Logger } from '../util/logger.ts';
+import { guardDeserializers, MalformedRequest } from './decode.ts';
 import { type Endpoint, parseEndpoint } from './endpoint.ts';
-import { type CsiServiceDefinitions, loadCsiServices } from './proto.ts';
-import type { CsiRedactor } from './redact.ts';
+import { RequestLimits } from './limits.ts';
+import { type CsiServiceDefinitions, loadCsiRoot, loadCsiServices } from './proto.ts';
+import { type CsiRedactor, capStrings, scrubSecrets } from './redact.ts';
 
 /** Hook for per-RPC metrics (src/metrics implements it). */
 export interface RpcObserver {
@@ -46,7 +48,16 @@ export interface CsiServerOptions {
   shutdownGraceMs?: number;
   /** Service definitions; loaded from proto/csi.proto when not given. */
   definitions?: CsiServiceDefinitions;
+  /** The CSI size limits checked before every handler; built from proto/csi.proto when not given. */
+  limits?: RequestLimits;
 }
+
+/**
+ * Largest request accepted (grpc-js answers RESOURCE_EXHAUSTED above it, before decoding). The
+ * largest valid CSI request is a few csi_secret maps (LIMITS.secrets each) plus 4 KiB maps, far
+ * below; a hostile 1 MB field still decodes and gets the size-limit INVALID_ARGUMENT that names it.
+ */
+export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
 const CODE_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(status)
@@ -68,6 +79,7 @@ export class CsiServer {
   readonly #log: Logger;
   readonly #server: Server;
   readonly #endpoint: Endpoint;
+  readonly #limits: RequestLimits;
   readonly #inFlight = new Set<AbortController>();
   #boundPort: number | undefined;
   #stopping: Promise<void> | undefined;
@@ -76,7 +88,10 @@ export class CsiServer {
     this.#opts = opts;
     this.#log = opts.logger;
     this.#endpoint = parseEndpoint(opts.endpoint);
-    this.#server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+    this.#server = new Server({ 'grpc.max_receive_message_length': MAX_REQUEST_BYTES });
+    this.#limits = opts.limits ?? new RequestLimits(loadCsiRoot);
+    // Build the size-limit plans now, not on the first caller's clock.
+    this.#limits.warm(WARM_TYPES);
     const defs = opts.definitions ?? loadCsiServices();
     this.#add(defs.Identity, 'Identity', opts.identity as unknown as Record<string, unknown>);
     this.#add(defs.Controller, 'Controller', (opts.controller ?? {}) as Record<string, unknown>);
@@ -163,7 +178,7 @@ export class CsiServer {
         );
       };
     }
-    this.#server.addService(def, handlers);
+    this.#server.addService(guardDeserializers(def), handlers);
   }
 
   async #handle(
@@ -192,27 +207,35 @@ export class CsiServer {
     call.on('cancelled', () => ac.abort(new Error('call cancelled by the client')));
     this.#inFlight.add(ac);
     this.#opts.observer?.rpcInFlight?.inc(method);
-    if (log.isLevelEnabled('debug')) {
-      log.debug({ request: this.#opts.redactor.redact(requestType, call.request) }, 'request');
+    const request = call.request;
+    if (log.isLevelEnabled('debug') && !(request instanceof MalformedRequest)) {
+      log.debug({ request: capStrings(this.#opts.redactor.redact(requestType, request)) }, 'request');
     }
     let code: number = status.OK;
+    let message: string | undefined;
     try {
       if (!fn) throw new CsiError(status.UNIMPLEMENTED, `${method} is not implemented by this driver`);
+      if (request instanceof MalformedRequest) throw invalidArgument(request.reason);
+      this.#limits.check(requestType, request);
       const ctx: RpcContext = { signal: ac.signal, deadline, requestId, log };
       const response = await fn(call.request, ctx);
       if (log.isLevelEnabled('debug')) {
-        log.debug({ response: this.#opts.redactor.redact(responseType, response) }, 'response');
+        log.debug({ response: capStrings(this.#opts.redactor.redact(responseType, response)) }, 'response');
       }
       callback(null, response);
     } catch (err) {
       const mapped = this.#toCsiError(err, ac.signal);
       code = mapped.code;
+      // No message leaves or is logged longer than MESSAGE_MAX_BYTES, nor with a secret of the request.
+      const secrets =
+        request instanceof MalformedRequest ? [] : this.#opts.redactor.secretValues(requestType, request);
       if (code === status.INTERNAL) {
-        log.error({ err }, 'unexpected failure');
-        callback({ code, details: `internal error (request id ${requestId}); see the driver's log` });
+        log.error({ err: describeError(err, secrets) }, 'unexpected failure');
+        message = `internal error (request id ${requestId}); see the driver's log`;
       } else {
-        callback({ code, details: mapped.message });
+        message = capMessage(scrubSecrets(mapped.message, secrets));
       }
+      callback({ code, details: message });
     } finally {
       if (timer) clearTimeout(timer);
       this.#inFlight.delete(ac);
@@ -221,7 +244,7 @@ export class CsiServer {
       const codeStr = codeName(code);
       this.#opts.observer?.observeRpc(method, codeStr, durationMs / 1000);
       const level = code === status.OK ? 'info' : code === status.INTERNAL ? 'error' : 'warn';
-      log[level]({ code: codeStr, durationMs }, 'rpc');
+      log[level]({ code: codeStr, durationMs, ...(message === undefined ? {} : { message }) }, 'rpc');
     }
   }
 
@@ -241,6 +264,23 @@ export class CsiServer {
     if (mapped) return mapped;
     return new CsiError(status.INTERNAL, 'internal error');
   }
+}
+
+/** Request types whose limit plans are built at start (the rest on first use). */
+const WARM_TYPES = [
+  'csi.v1.CreateVolumeRequest',
+  'csi.v1.NodeStageVolumeRequest',
+  'csi.v1.NodePublishVolumeRequest',
+];
+
+/** An unexpected error for the log: name, message and stack, capped and scrubbed of secrets. */
+function describeError(err: unknown, secrets: string[]): Record<string, string> {
+  if (!(err instanceof Error)) return { message: capMessage(scrubSecrets(String(err), secrets)) };
+  return {
+    name: err.name,
+    message: capMessage(scrubSecrets(err.message, secrets)),
+    stack: capMessage(scrubSecrets(err.stack ?? '', secrets), 4096),
+  };
 }
 
 /** proto-loader's method definitions carry the message descriptors; names give the redaction types. */

@@ -1,0 +1,433 @@
+/**
+ * The fuzz run: the driver as a real process (`--mode all`, every root under a temp dir, the lab
+ * Cinder through a throw-away Keystone user whose password is the planted secret), N generated
+ * hostile requests over one gRPC channel with a concurrent Probe loop, and the invariants:
+ *   0 INTERNAL, 0 UNKNOWN, every reply under 5 s, no message over ~1 KiB, the planted secret never
+ *   in a reply or a log line, the connection never torn down (the channel never leaves READY and
+ *   every Probe succeeds), the process alive, no file created outside its roots.
+ * Every violation carries the seed and the (capped) request, so it can be replayed.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, connectivityState, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { loadCsiRoot, loadCsiServices } from '../../../src/grpc/proto.ts';
+import { LAB_KEYSTONE_URL } from '../lab.ts';
+import { describeRequest, type FuzzEnv, type Learned, Prng, RequestGenerator } from './generate.ts';
+import { createFuzzUser, keystoneToken, sweepCluster } from './keystone.ts';
+import { isKnown, type KnownViolation } from './known.ts';
+
+export const SLOW_MS = 5000;
+const MESSAGE_MAX = 1100;
+const SERVICES = ['Identity', 'Controller', 'GroupController', 'Node'] as const;
+
+export interface Violation {
+  kind: string;
+  rpc: string;
+  request: string;
+  code?: string;
+  message?: string;
+  latencyMs?: number;
+  known?: KnownViolation;
+}
+
+export interface FuzzResult {
+  seed: number;
+  requests: number;
+  rawFrames: number;
+  codes: Record<string, number>;
+  maxLatencyMs: number;
+  maxLatencyRpc: string;
+  p99LatencyMs: number;
+  probes: { ok: number; failed: number };
+  teardowns: number;
+  violations: Violation[];
+  knownViolations: Violation[];
+  leftoversSwept: number;
+  logBytes: number;
+}
+
+interface Method {
+  service: string;
+  name: string;
+  path: string;
+  requestType: string;
+  serialize: (v: unknown) => Buffer;
+  deserialize: (b: Buffer) => unknown;
+}
+
+function methods(): Method[] {
+  const defs = loadCsiServices();
+  const out: Method[] = [];
+  for (const service of SERVICES) {
+    for (const [name, md] of Object.entries(defs[service])) {
+      const d = md as unknown as {
+        path: string;
+        requestSerialize: (v: unknown) => Buffer;
+        responseDeserialize: (b: Buffer) => unknown;
+        requestType: { type: { name: string } };
+      };
+      out.push({
+        service,
+        name,
+        path: d.path,
+        requestType: `csi.v1.${d.requestType.type.name}`,
+        serialize: d.requestSerialize,
+        deserialize: d.responseDeserialize,
+      });
+    }
+  }
+  return out;
+}
+
+const CODE_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(status)
+    .filter(([, v]) => typeof v === 'number')
+    .map(([k, v]) => [v as number, k]),
+);
+
+export interface FuzzOptions {
+  seed: number;
+  requests: number;
+  concurrency?: number;
+  /** Progress lines (bench). */
+  progress?: (line: string) => void;
+}
+
+/** Runs the whole fuzz session and cleans up everything it created (temp dir, user, volumes). */
+export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
+  const run = randomBytes(3).toString('hex');
+  const dir = mkdtempSync(join(tmpdir(), 'csi-fuzz-'));
+  const secret = `FUZZ-SECRET-${randomBytes(12).toString('hex')}`;
+  const env: FuzzEnv = {
+    kubeletRoot: join(dir, 'kubelet'),
+    hostRoot: join(dir, 'hostroot'),
+    stateDir: join(dir, 'state'),
+    outside: join(dir, 'outside'),
+    regularFile: join(dir, 'kubelet', 'regular-file'),
+    escapeLink: join(dir, 'kubelet', 'escape-link'),
+    markers: [`/var/tmp/cinder-csi-fuzz-escape-${run}`, `/var/tmp/cinder-csi-fuzz-escape-${run}/x`],
+    nodeId: `fuzz-node-${run}`,
+    secret,
+    names: [0, 1, 2].map((i) => `pvc-fuzz-${run}-${i}`),
+  };
+  for (const d of [env.kubeletRoot, env.hostRoot, env.stateDir, env.outside, join(dir, 'cwd')]) {
+    mkdirSync(d, { recursive: true });
+  }
+  writeFileSync(env.regularFile, 'not a directory\n');
+  writeFileSync(join(env.outside, 'sentinel'), 'the driver must not touch this directory\n');
+  symlinkSync(env.outside, env.escapeLink);
+  const clusterId = `fuzz-${run}`;
+  const user = await createFuzzUser(`csi-fuzz-${run}`, secret);
+  const logPath = join(dir, 'driver.log');
+  let child: ChildProcess | undefined;
+  let client: Client | undefined;
+  const learned: Learned = { volumes: new Set(), snapshots: new Set(), groupSnapshots: new Set() };
+  try {
+    writeFileSync(
+      join(dir, 'cloud.conf'),
+      [
+        '[Global]',
+        `auth-url = ${LAB_KEYSTONE_URL}`,
+        `username = ${user.name}`,
+        `password = ${secret}`,
+        'user-domain-name = Default',
+        'project-name = admin',
+        'project-domain-name = Default',
+        'region = RegionOne',
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
+    const sock = join(dir, 'csi.sock');
+    const childEnv: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) {
+      if (!/^(OS_|CSI_|KUBERNETES_)/.test(k)) childEnv[k] = v;
+    }
+    const log = createWriteStream(logPath);
+    child = spawn(
+      process.execPath,
+      [
+        new URL('../../../src/cli/main.ts', import.meta.url).pathname,
+        '--mode=all',
+        `--endpoint=unix://${sock}`,
+        `--node-id=${env.nodeId}`,
+        `--cloud-config=${join(dir, 'cloud.conf')}`,
+        `--kubelet-root=${env.kubeletRoot}`,
+        `--host-root=${env.hostRoot}`,
+        `--state-dir=${env.stateDir}`,
+        `--cluster-id=${clusterId}`,
+        '--node-zone=nova',
+        '--log-level=debug',
+        '--shutdown-grace=2',
+      ],
+      { cwd: join(dir, 'cwd'), env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    let exited: string | undefined;
+    child.on('exit', (code, sig) => {
+      exited = `driver exited (code ${code}, signal ${sig})`;
+    });
+    for (let i = 0; !existsSync(sock); i++) {
+      if (exited) throw new Error(`${exited}: ${readFileSync(logPath, 'utf8').slice(-2000)}`);
+      if (i > 600) throw new Error('driver socket did not appear in 60 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    client = new Client(`unix://${sock}`, credentials.createInsecure(), {
+      'grpc.max_send_message_length': -1,
+      'grpc.max_receive_message_length': -1,
+    });
+    const all = methods();
+    const probe = all.find((m) => m.name === 'Probe')!;
+    const call = (m: Method, req: unknown, raw: boolean, timeoutMs = 10_000) =>
+      new Promise<{ err: ServiceError | null; res: unknown }>((resolve) => {
+        client!.makeUnaryRequest(
+          m.path,
+          raw ? (b: unknown) => b as Buffer : m.serialize,
+          m.deserialize,
+          req,
+          new Metadata(),
+          { deadline: Date.now() + timeoutMs },
+          (err, res) => resolve({ err: err ?? null, res }),
+        );
+      });
+    // Ready: Probe answers ready (Cinder reachable with the fuzz user's password).
+    for (let i = 0; ; i++) {
+      const { err, res } = await call(probe, {}, false, 2000);
+      if (!err && (res as { ready?: { value?: boolean } }).ready?.value) break;
+      if (exited || i > 300)
+        throw new Error(`driver never became ready: ${exited ?? err?.message ?? 'not ready'}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+
+    // Warm-up: the lab's cinder-api validates a new user's token against Keystone on its first
+    // calls (seconds on a busy machine); that is the lab's cold cache, not the driver's latency.
+    const list = all.find((m) => m.name === 'ListVolumes')!;
+    for (let i = 0; i < 60; i++) {
+      const t0 = performance.now();
+      const { err } = await call(list, { max_entries: 1 }, false, 30_000);
+      if (!err && performance.now() - t0 < 1000) break;
+    }
+
+    // Teardown detector: the channel must stay READY from now on.
+    let teardowns = 0;
+    let watching = true;
+    const channel = client.getChannel();
+    const watch = (state: connectivityState) => {
+      if (!watching) return;
+      channel.watchConnectivityState(state, Date.now() + 3_600_000, () => {
+        const now = channel.getConnectivityState(false);
+        if (watching && now !== connectivityState.READY) teardowns++;
+        watch(now);
+      });
+    };
+    watch(channel.getConnectivityState(false));
+
+    const violations: Violation[] = [];
+    const knownViolations: Violation[] = [];
+    const report = (v: Violation) => {
+      const known = isKnown(v);
+      if (known) knownViolations.push({ ...v, known });
+      else violations.push(v);
+    };
+    const probes = { ok: 0, failed: 0 };
+    let probing = true;
+    const probeLoop = (async () => {
+      while (probing) {
+        const { err } = await call(probe, {}, false, 5000);
+        if (err) {
+          probes.failed++;
+          report({
+            kind: 'probe-failed',
+            rpc: 'Identity/Probe',
+            request: '{}',
+            code: CODE_NAMES[err.code],
+            message: err.details,
+          });
+        } else probes.ok++;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+
+    const rng = new Prng(opts.seed);
+    const gen = new RequestGenerator(loadCsiRoot(), env, learned, rng);
+    const codes: Record<string, number> = {};
+    const latencies: number[] = [];
+    let maxLatency = { ms: 0, rpc: '' };
+    let rawFrames = 0;
+    let next = 0;
+    const one = async (i: number) => {
+      const m = rng.pick(all);
+      const raw = rng.chance(0.04);
+      const req = raw ? gen.rawFrame(m.requestType) : gen.request(m.requestType);
+      if (raw) rawFrames++;
+      const rpc = `${m.service}/${m.name}`;
+      const shown = raw ? `raw:${(req as Buffer).subarray(0, 64).toString('hex')}` : describeRequest(req);
+      const t0 = performance.now();
+      const { err, res } = await call(m, req, raw);
+      const ms = performance.now() - t0;
+      latencies.push(ms);
+      if (ms > maxLatency.ms) maxLatency = { ms, rpc };
+      const code = CODE_NAMES[err ? err.code : status.OK] ?? String(err?.code);
+      codes[code] = (codes[code] ?? 0) + 1;
+      const base = {
+        rpc,
+        request: shown,
+        code,
+        latencyMs: Math.round(ms),
+        ...(err ? { message: err.details.slice(0, 300) } : {}),
+      };
+      if (code === 'INTERNAL' || code === 'UNKNOWN') report({ kind: code, ...base });
+      if (ms > SLOW_MS) report({ kind: 'slow', ...base });
+      if (err && Buffer.byteLength(err.details) > MESSAGE_MAX) report({ kind: 'long-message', ...base });
+      const replyText = err ? `${err.details}` : JSON.stringify(res);
+      if (replyText.includes(secret)) report({ kind: 'secret-in-reply', ...base });
+      if (!err) learn(m.name, res, learned);
+      if (opts.progress && i > 0 && i % 2000 === 0) opts.progress(`${i} requests`);
+    };
+    const workers = Array.from({ length: opts.concurrency ?? 6 }, async () => {
+      while (next < opts.requests && !exited) await one(next++);
+    });
+    await Promise.all(workers);
+    probing = false;
+    await probeLoop;
+
+    // Clean up through the driver: what the run created and learned about.
+    await cleanupThroughDriver(call, all, learned, env.nodeId);
+    watching = false;
+    if (teardowns > 0) report({ kind: 'connection-torn-down', rpc: '-', request: `${teardowns} times` });
+    if (exited) report({ kind: 'process-died', rpc: '-', request: exited });
+
+    // Files outside the roots.
+    for (const mk of env.markers)
+      if (existsSync(mk)) report({ kind: 'file-outside-roots', rpc: '-', request: mk });
+    const outside = readdirSync(env.outside);
+    if (outside.join() !== 'sentinel')
+      report({ kind: 'file-outside-roots', rpc: '-', request: `${env.outside}: ${outside.join(', ')}` });
+    const cwd = readdirSync(join(dir, 'cwd'));
+    if (cwd.length > 0) report({ kind: 'file-outside-roots', rpc: '-', request: `cwd: ${cwd.join(', ')}` });
+    const top = readdirSync(dir).filter(
+      (f) =>
+        !['kubelet', 'hostroot', 'state', 'outside', 'cwd', 'csi.sock', 'cloud.conf', 'driver.log'].includes(
+          f,
+        ),
+    );
+    if (top.length > 0)
+      report({ kind: 'file-outside-roots', rpc: '-', request: `${dir}: ${top.join(', ')}` });
+
+    // Stop the driver, then search its whole log for the planted secret.
+    child.kill('SIGTERM');
+    await new Promise<void>((r) => (child!.exitCode !== null ? r() : child!.once('exit', () => r())));
+    await new Promise<void>((r) => log.end(r));
+    const logText = readFileSync(logPath, 'utf8');
+    const keep = process.env['CSI_FUZZ_KEEP_LOG'];
+    if (keep) writeFileSync(keep, logText);
+    if (logText.includes(secret)) {
+      const line = logText.split('\n').find((l) => l.includes(secret)) ?? '';
+      report({ kind: 'secret-in-log', rpc: '-', request: line.replaceAll(secret, '<SECRET>').slice(0, 500) });
+    }
+    const token = await keystoneToken(user.name, secret);
+    const leftovers = await sweepCluster(token, user.projectId, clusterId);
+    latencies.sort((a, b) => a - b);
+    return {
+      seed: opts.seed,
+      requests: next,
+      rawFrames,
+      codes,
+      maxLatencyMs: Math.round(maxLatency.ms),
+      maxLatencyRpc: maxLatency.rpc,
+      p99LatencyMs: Math.round(latencies[Math.floor(latencies.length * 0.99)] ?? 0),
+      probes,
+      teardowns,
+      violations,
+      knownViolations,
+      leftoversSwept: leftovers,
+      logBytes: logText.length,
+    };
+  } finally {
+    client?.close();
+    if (child && child.exitCode === null) child.kill('SIGKILL');
+    await user.remove().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function learn(method: string, res: unknown, learned: Learned): void {
+  const r = res as Record<string, Record<string, unknown> | undefined>;
+  const add = (set: Set<string>, id: unknown) => {
+    if (typeof id === 'string' && id && set.size < 50) set.add(id);
+  };
+  if (method === 'CreateVolume') add(learned.volumes, r['volume']?.['volume_id']);
+  if (method === 'CreateSnapshot') add(learned.snapshots, r['snapshot']?.['snapshot_id']);
+  if (method === 'CreateVolumeGroupSnapshot') {
+    const g = r['group_snapshot'] as
+      | { group_snapshot_id?: string; snapshots?: { snapshot_id: string }[] }
+      | undefined;
+    add(learned.groupSnapshots, g?.group_snapshot_id);
+    for (const s of g?.snapshots ?? []) add(learned.snapshots, s.snapshot_id);
+  }
+}
+
+async function cleanupThroughDriver(
+  call: (
+    m: Method,
+    req: unknown,
+    raw: boolean,
+    timeoutMs?: number,
+  ) => Promise<{ err: ServiceError | null; res: unknown }>,
+  all: Method[],
+  learned: Learned,
+  nodeId: string,
+): Promise<void> {
+  const m = (name: string) => all.find((x) => x.name === name)!;
+  for (const id of learned.groupSnapshots) {
+    const got = await call(m('GetVolumeGroupSnapshot'), { group_snapshot_id: id }, false, 60_000);
+    const ids = (
+      (got.res as { group_snapshot?: { snapshots?: { snapshot_id: string }[] } })?.group_snapshot
+        ?.snapshots ?? []
+    ).map((s) => s.snapshot_id);
+    await call(m('DeleteVolumeGroupSnapshot'), { group_snapshot_id: id, snapshot_ids: ids }, false, 60_000);
+  }
+  for (const id of learned.snapshots) await call(m('DeleteSnapshot'), { snapshot_id: id }, false, 60_000);
+  for (const id of learned.volumes) {
+    await call(m('ControllerUnpublishVolume'), { volume_id: id, node_id: nodeId }, false, 60_000);
+    await call(m('DeleteVolume'), { volume_id: id }, false, 60_000);
+  }
+}
+
+/** One line per figure, for the bench and the test's diagnostics. */
+export function formatResult(r: FuzzResult): string {
+  const codes = Object.entries(r.codes)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+  const lines = [
+    `seed=${r.seed} requests=${r.requests} raw-frames=${r.rawFrames}`,
+    `codes: ${codes}`,
+    `latency: max=${r.maxLatencyMs}ms (${r.maxLatencyRpc}) p99=${r.p99LatencyMs}ms`,
+    `probes: ok=${r.probes.ok} failed=${r.probes.failed}; connection teardowns=${r.teardowns}`,
+    `violations=${r.violations.length} known=${r.knownViolations.length}; leftovers swept=${r.leftoversSwept}; driver log ${r.logBytes} bytes`,
+  ];
+  for (const v of r.violations.slice(0, 50)) lines.push(`VIOLATION seed=${r.seed} ${formatViolation(v)}`);
+  const byKnown = new Map<string, number>();
+  for (const v of r.knownViolations) byKnown.set(v.known!.id, (byKnown.get(v.known!.id) ?? 0) + 1);
+  for (const [id, n] of byKnown) lines.push(`known ${id}: ${n}`);
+  return lines.join('\n');
+}
+
+export function formatViolation(v: Violation): string {
+  return `${v.kind} ${v.rpc} code=${v.code ?? '-'} ${v.latencyMs ?? '-'}ms message=${JSON.stringify(v.message ?? '')} request=${v.request}`;
+}
