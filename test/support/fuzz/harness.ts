@@ -298,7 +298,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
       if (!err) learn(m.name, res, learned);
       if (opts.progress && i > 0 && i % 2000 === 0) opts.progress(`${i} requests`);
     };
-    const workers = Array.from({ length: opts.concurrency ?? 6 }, async () => {
+    const workers = Array.from({ length: opts.concurrency ?? 8 }, async () => {
       while (next < opts.requests && !exited) await one(next++);
     });
     await Promise.all(workers);
