@@ -2,9 +2,8 @@
 import type { CallOptions } from '../cinder-api.ts';
 import type { AttachMode, Attachment, CreateAttachmentRequest } from '../cinder-types.ts';
 import { requireFeature } from '../microversion.ts';
+import { idFiltersValid, idPath, SHAPES } from './checks.ts';
 import { type CinderCore, dropUndefined, type Query } from './core.ts';
-
-const path = (id: string) => `/attachments/${encodeURIComponent(id)}`;
 
 /** `POST /attachments`; `mode` needs 3.54 (checked locally). The response holds connection_info (secrets). */
 export async function createAttachment(
@@ -12,20 +11,25 @@ export async function createAttachment(
   req: CreateAttachmentRequest,
   opts: CallOptions = {},
 ): Promise<Attachment> {
-  const res = await c.call<{ attachment: Attachment }>('POST', '/attachments', 'attachment.create', {
+  return c.one<Attachment>('POST', '/attachments', 'attachment.create', 'attachment', SHAPES.attachment, {
     signal: opts.signal,
     body: { attachment: dropUndefined({ ...req }) },
     feature: req.mode ? 'attachMode' : 'attachments',
   });
-  return res.attachment;
 }
 
 export async function getAttachment(c: CinderCore, id: string, opts: CallOptions = {}): Promise<Attachment> {
-  const res = await c.call<{ attachment: Attachment }>('GET', path(id), 'attachment.get', {
-    signal: opts.signal,
-    feature: 'attachments',
-  });
-  return res.attachment;
+  return c.one<Attachment>(
+    'GET',
+    idPath('attachments', id),
+    'attachment.get',
+    'attachment',
+    SHAPES.attachment,
+    {
+      signal: opts.signal,
+      feature: 'attachments',
+    },
+  );
 }
 
 /**
@@ -37,13 +41,21 @@ export async function listAttachments(
   filters: { volume_id?: string; status?: string } = {},
   opts: CallOptions = {},
 ): Promise<Attachment[]> {
+  if (!idFiltersValid(filters, ['volume_id'])) return [];
   const mv = await c.negotiate(opts);
   requireFeature(mv, 'attachments', 'attachment.list');
   const serverSide = await c.atLeast('3.31', opts);
   const query: Query = serverSide ? { ...filters } : {};
   const out: Attachment[] = [];
   const pages = c.iterate<Attachment>((marker) =>
-    c.page<Attachment>('/attachments/detail', 'attachments', 'attachment.list', { ...query, marker }, opts),
+    c.page<Attachment>(
+      '/attachments/detail',
+      'attachments',
+      SHAPES.attachment,
+      'attachment.list',
+      { ...query, marker },
+      opts,
+    ),
   );
   for await (const a of pages) {
     if (filters.volume_id && a.volume_id !== filters.volume_id) continue;
@@ -60,13 +72,13 @@ export async function updateAttachment(
   connector: Record<string, unknown>,
   opts: CallOptions & { mode?: AttachMode } = {},
 ): Promise<Attachment> {
-  const res = await c.call<{ attachment: Attachment }>('PUT', path(id), 'attachment.update', {
+  const path = idPath('attachments', id, '', 'PUT');
+  return c.one<Attachment>('PUT', path, 'attachment.update', 'attachment', SHAPES.attachment, {
     signal: opts.signal,
     body: { attachment: { connector: opts.mode ? { ...connector, mode: opts.mode } : connector } },
     feature: opts.mode ? 'attachMode' : 'attachments',
     idempotent: false,
   });
-  return res.attachment;
 }
 
 /** `os-complete` (3.44+): marks the attachment attached and the volume in-use. */
@@ -81,5 +93,8 @@ export async function completeAttachment(c: CinderCore, id: string, opts: CallOp
 }
 
 export async function deleteAttachment(c: CinderCore, id: string, opts: CallOptions = {}): Promise<void> {
-  await c.call('DELETE', path(id), 'attachment.delete', { signal: opts.signal, feature: 'attachments' });
+  await c.call('DELETE', idPath('attachments', id, '', 'DELETE'), 'attachment.delete', {
+    signal: opts.signal,
+    feature: 'attachments',
+  });
 }

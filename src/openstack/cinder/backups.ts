@@ -3,7 +3,8 @@ import type { CallOptions, WaitOptions } from '../cinder-api.ts';
 import type { Backup, CreateBackupRequest } from '../cinder-types.ts';
 import type { CinderFeature } from '../microversion.ts';
 import { waitForStatus } from '../waiter.ts';
-import { type CinderCore, dropUndefined, type Page } from './core.ts';
+import { idFiltersValid, idPath, SHAPES } from './checks.ts';
+import { type CinderCore, dropUndefined, emptyPage, type Page } from './core.ts';
 
 export interface BackupListFilters {
   name?: string;
@@ -11,8 +12,6 @@ export interface BackupListFilters {
   limit?: number;
   marker?: string;
 }
-
-const path = (id: string) => `/backups/${encodeURIComponent(id)}`;
 
 export async function createBackup(
   c: CinderCore,
@@ -24,25 +23,25 @@ export async function createBackup(
     : req.metadata
       ? 'backupMetadata'
       : undefined;
-  const res = await c.call<{ backup: Backup }>('POST', '/backups', 'backup.create', {
+  // Cinder answers a create with the id, name and links only.
+  return c.one<Backup>('POST', '/backups', 'backup.create', 'backup', SHAPES.created, {
     signal: opts.signal,
     body: { backup: dropUndefined(req) },
     feature,
   });
-  return res.backup;
 }
 
 export async function getBackup(c: CinderCore, id: string, opts: CallOptions = {}): Promise<Backup> {
-  const res = await c.call<{ backup: Backup }>('GET', path(id), 'backup.get', opts);
-  return res.backup;
+  return c.one<Backup>('GET', idPath('backups', id), 'backup.get', 'backup', SHAPES.backup, opts);
 }
 
-export function listBackupsPage(
+export async function listBackupsPage(
   c: CinderCore,
   filters: BackupListFilters,
   opts: CallOptions = {},
 ): Promise<Page<Backup>> {
-  return c.page<Backup>('/backups/detail', 'backups', 'backup.list', { ...filters }, opts);
+  if (!idFiltersValid(filters, ['volume_id'])) return emptyPage();
+  return c.page<Backup>('/backups/detail', 'backups', SHAPES.backup, 'backup.list', { ...filters }, opts);
 }
 
 export function listBackups(
@@ -54,7 +53,7 @@ export function listBackups(
 }
 
 export async function deleteBackup(c: CinderCore, id: string, opts: CallOptions = {}): Promise<void> {
-  await c.call('DELETE', path(id), 'backup.delete', opts);
+  await c.call('DELETE', idPath('backups', id, '', 'DELETE'), 'backup.delete', opts);
 }
 
 export async function restoreBackup(
@@ -63,13 +62,15 @@ export async function restoreBackup(
   target: { volume_id?: string; name?: string },
   opts: CallOptions = {},
 ): Promise<{ volume_id: string }> {
-  const res = await c.call<{ restore: { volume_id: string; backup_id: string } }>(
+  const restore = await c.one<{ volume_id: string }>(
     'POST',
-    `${path(id)}/restore`,
+    idPath('backups', id, '/restore', 'POST'),
     'backup.restore',
+    'restore',
+    { volume_id: 'string' },
     { signal: opts.signal, body: { restore: dropUndefined(target) } },
   );
-  return { volume_id: res.restore.volume_id };
+  return { volume_id: restore.volume_id };
 }
 
 export function waitForBackup(c: CinderCore, id: string, wait: WaitOptions): Promise<Backup | undefined> {

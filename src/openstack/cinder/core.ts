@@ -24,6 +24,7 @@ import {
   requireFeature,
 } from '../microversion.ts';
 import type { ServiceSession } from '../session.ts';
+import { type Answer, expectList, expectOne, idPath, type Shape } from './checks.ts';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 export type Query = Record<string, string | number | boolean | undefined>;
@@ -41,6 +42,11 @@ export interface CinderClientOptions {
 export interface Page<T> {
   items: T[];
   next: string | undefined;
+}
+
+/** The page of a list whose id filter cannot match anything (see `idFiltersValid`). */
+export function emptyPage<T>(): Page<T> {
+  return { items: [], next: undefined };
 }
 
 export interface RequestOptions {
@@ -149,10 +155,38 @@ export class CinderCore {
     return compareMicroversions(mv, parseMicroversion(version)) >= 0;
   }
 
+  /** One request; the body is returned unchecked (use `one`/`list` for answers that are used). */
   async call<T>(method: Method, path: string, operation: string, opts: RequestOptions = {}): Promise<T> {
+    return (await this.#send(method, path, operation, opts)).body as T;
+  }
+
+  /** One request whose answer must hold `key`: an object with `shape` (checks.ts). */
+  async one<T>(
+    method: Method,
+    path: string,
+    operation: string,
+    key: string,
+    shape: Shape,
+    opts: RequestOptions = {},
+  ): Promise<T> {
+    return expectOne<T>(await this.#send(method, path, operation, opts), key, shape);
+  }
+
+  /** One request whose answer must hold `key`: a list of objects with `shape` (checks.ts). */
+  async list<T>(
+    path: string,
+    operation: string,
+    key: string,
+    shape: Shape,
+    opts: RequestOptions = {},
+  ): Promise<T[]> {
+    return expectList<T>(await this.#send('GET', path, operation, opts), key, shape);
+  }
+
+  async #send(method: Method, path: string, operation: string, opts: RequestOptions): Promise<Answer> {
     const mv = await this.negotiate({ signal: opts.signal });
     if (opts.feature) requireFeature(mv, opts.feature, operation);
-    const res = await this.session.request<T>({
+    const res = await this.session.request<unknown>({
       method,
       path,
       headers: { 'OpenStack-API-Version': `volume ${formatMicroversion(mv)}`, Accept: 'application/json' },
@@ -162,23 +196,26 @@ export class CinderCore {
       signal: opts.signal,
       operation: `cinder.${operation}`,
     });
-    return res.body;
+    return { status: res.status, url: res.url, method, requestId: res.requestId, body: res.body };
   }
 
+  /** One page of `GET path` (items under `key`, each checked to have `shape`). */
   async page<T>(
     path: string,
     key: string,
+    shape: Shape,
     operation: string,
     query: Query,
     opts: CallOptions & { feature?: CinderFeature },
   ): Promise<Page<T>> {
-    const body = await this.call<Record<string, unknown>>('GET', path, operation, {
+    const res = await this.#send('GET', path, operation, {
       signal: opts.signal,
       query,
       feature: opts.feature,
     });
-    const items = (body[key] ?? []) as T[];
-    return { items, next: items.length > 0 ? nextMarker(body[`${key}_links`]) : undefined };
+    const items = expectList<T>(res, key, shape);
+    const links = (res.body as Record<string, unknown>)[`${key}_links`];
+    return { items, next: items.length > 0 ? nextMarker(links) : undefined };
   }
 
   async *iterate<T>(
@@ -199,14 +236,14 @@ export class CinderCore {
     } while (next !== undefined);
   }
 
-  action(
+  async action(
     kind: 'volumes' | 'attachments' | 'groups',
     id: string,
     operation: string,
     body: unknown,
     opts: { signal?: AbortSignal | undefined; feature?: CinderFeature; idempotent?: boolean },
   ): Promise<unknown> {
-    return this.call('POST', `/${kind}/${encodeURIComponent(id)}/action`, operation, { ...opts, body });
+    return this.call('POST', idPath(kind, id, '/action', 'POST'), operation, { ...opts, body });
   }
 }
 

@@ -2,26 +2,23 @@
 import type { CallOptions, WaitOptions } from '../cinder-api.ts';
 import type { GroupSnapshot } from '../cinder-types.ts';
 import { waitForStatus } from '../waiter.ts';
-import { type CinderCore, dropUndefined } from './core.ts';
+import { idFiltersValid, idPath, SHAPES } from './checks.ts';
+import { type CinderCore, dropUndefined, emptyPage } from './core.ts';
 
-const path = (id: string) => `/group_snapshots/${encodeURIComponent(id)}`;
+const KEY = 'group_snapshot';
+const FEATURE = { feature: 'groupSnapshots' } as const;
 
 export async function createGroupSnapshot(
   c: CinderCore,
   req: { group_id: string; name?: string; description?: string },
   opts: CallOptions = {},
 ): Promise<GroupSnapshot> {
-  const res = await c.call<{ group_snapshot: GroupSnapshot }>(
-    'POST',
-    '/group_snapshots',
-    'group_snapshot.create',
-    {
-      signal: opts.signal,
-      body: { group_snapshot: dropUndefined(req) },
-      feature: 'groupSnapshots',
-    },
-  );
-  return res.group_snapshot;
+  // Cinder answers a create with the id and name only.
+  return c.one<GroupSnapshot>('POST', '/group_snapshots', 'group_snapshot.create', KEY, SHAPES.created, {
+    signal: opts.signal,
+    body: { group_snapshot: dropUndefined(req) },
+    ...FEATURE,
+  });
 }
 
 export async function getGroupSnapshot(
@@ -29,17 +26,17 @@ export async function getGroupSnapshot(
   id: string,
   opts: CallOptions = {},
 ): Promise<GroupSnapshot> {
-  const res = await c.call<{ group_snapshot: GroupSnapshot }>('GET', path(id), 'group_snapshot.get', {
+  const path = idPath('group_snapshots', id);
+  return c.one<GroupSnapshot>('GET', path, 'group_snapshot.get', KEY, SHAPES.groupSnapshot, {
     signal: opts.signal,
-    feature: 'groupSnapshots',
+    ...FEATURE,
   });
-  return res.group_snapshot;
 }
 
 export async function deleteGroupSnapshot(c: CinderCore, id: string, opts: CallOptions = {}): Promise<void> {
-  await c.call('DELETE', path(id), 'group_snapshot.delete', {
+  await c.call('DELETE', idPath('group_snapshots', id, '', 'DELETE'), 'group_snapshot.delete', {
     signal: opts.signal,
-    feature: 'groupSnapshots',
+    ...FEATURE,
   });
 }
 
@@ -49,14 +46,18 @@ export function listGroupSnapshots(
   filters: { name?: string; group_id?: string; limit?: number } = {},
   opts: CallOptions = {},
 ): AsyncIterable<GroupSnapshot> {
+  const valid = idFiltersValid(filters, ['group_id']);
   return c.iterate((marker) =>
-    c.page<GroupSnapshot>(
-      '/group_snapshots/detail',
-      'group_snapshots',
-      'group_snapshot.list',
-      { ...filters, marker },
-      { signal: opts.signal, feature: 'groupSnapshots' },
-    ),
+    valid
+      ? c.page<GroupSnapshot>(
+          '/group_snapshots/detail',
+          'group_snapshots',
+          SHAPES.groupSnapshot,
+          'group_snapshot.list',
+          { ...filters, marker },
+          { signal: opts.signal, ...FEATURE },
+        )
+      : Promise.resolve(emptyPage<GroupSnapshot>()),
   );
 }
 

@@ -2,7 +2,8 @@
 import type { CallOptions, WaitOptions } from '../cinder-api.ts';
 import type { Group, GroupType } from '../cinder-types.ts';
 import { waitForStatus } from '../waiter.ts';
-import { type CinderCore, dropUndefined } from './core.ts';
+import { idPath, isCinderId, notFoundLocally, SHAPES } from './checks.ts';
+import { type CinderCore, dropUndefined, ignoreNotFound } from './core.ts';
 
 export interface CreateGroupRequest {
   name: string;
@@ -19,26 +20,33 @@ export interface CreateGroupTypeRequest {
   group_specs?: Record<string, string>;
 }
 
+const GROUPS = { feature: 'groups' } as const;
+
 export async function listGroupTypes(c: CinderCore, opts: CallOptions = {}): Promise<GroupType[]> {
-  const res = await c.call<{ group_types: GroupType[] }>('GET', '/group_types', 'group_type.list', {
+  return c.list<GroupType>('/group_types', 'group_type.list', 'group_types', SHAPES.type, {
     signal: opts.signal,
-    feature: 'groups',
+    ...GROUPS,
   });
-  return res.group_types;
 }
 
+/** By id, or by name (looked up in the list, as for volume types). */
 export async function getGroupType(
   c: CinderCore,
   idOrName: string,
   opts: CallOptions = {},
 ): Promise<GroupType> {
-  const res = await c.call<{ group_type: GroupType }>(
-    'GET',
-    `/group_types/${encodeURIComponent(idOrName)}`,
-    'group_type.get',
-    { signal: opts.signal, feature: 'groups' },
-  );
-  return res.group_type;
+  if (isCinderId(idOrName)) {
+    const byId = await ignoreNotFound(
+      c.one<GroupType>('GET', idPath('group_types', idOrName), 'group_type.get', 'group_type', SHAPES.type, {
+        signal: opts.signal,
+        ...GROUPS,
+      }),
+    );
+    if (byId) return byId;
+  }
+  const found = (await listGroupTypes(c, opts)).find((t) => t.name === idOrName);
+  if (found) return found;
+  throw notFoundLocally('group_types', idOrName);
 }
 
 /** Admin: creates a group type (e.g. with `consistent_group_snapshot_enabled`). */
@@ -47,18 +55,17 @@ export async function createGroupType(
   req: CreateGroupTypeRequest,
   opts: CallOptions = {},
 ): Promise<GroupType> {
-  const res = await c.call<{ group_type: GroupType }>('POST', '/group_types', 'group_type.create', {
+  return c.one<GroupType>('POST', '/group_types', 'group_type.create', 'group_type', SHAPES.type, {
     signal: opts.signal,
     body: { group_type: dropUndefined(req) },
-    feature: 'groups',
+    ...GROUPS,
   });
-  return res.group_type;
 }
 
 export async function deleteGroupType(c: CinderCore, id: string, opts: CallOptions = {}): Promise<void> {
-  await c.call('DELETE', `/group_types/${encodeURIComponent(id)}`, 'group_type.delete', {
+  await c.call('DELETE', idPath('group_types', id, '', 'DELETE'), 'group_type.delete', {
     signal: opts.signal,
-    feature: 'groups',
+    ...GROUPS,
   });
 }
 
@@ -67,21 +74,20 @@ export async function createGroup(
   req: CreateGroupRequest,
   opts: CallOptions = {},
 ): Promise<Group> {
-  const res = await c.call<{ group: Group }>('POST', '/groups', 'group.create', {
+  // Cinder answers a create with the id and name only.
+  return c.one<Group>('POST', '/groups', 'group.create', 'group', SHAPES.created, {
     signal: opts.signal,
     body: { group: dropUndefined(req) },
-    feature: 'groups',
+    ...GROUPS,
   });
-  return res.group;
 }
 
 export async function getGroup(c: CinderCore, id: string, opts: CallOptions = {}): Promise<Group> {
-  const res = await c.call<{ group: Group }>('GET', `/groups/${encodeURIComponent(id)}`, 'group.get', {
+  return c.one<Group>('GET', idPath('groups', id), 'group.get', 'group', SHAPES.group, {
     signal: opts.signal,
     query: { list_volume: true },
-    feature: 'groups',
+    ...GROUPS,
   });
-  return res.group;
 }
 
 export async function deleteGroup(
@@ -94,7 +100,7 @@ export async function deleteGroup(
     id,
     'group.delete',
     { delete: { 'delete-volumes': opts.deleteVolumes ?? false } },
-    { signal: opts.signal, feature: 'groups' },
+    { signal: opts.signal, ...GROUPS },
   );
 }
 
@@ -111,10 +117,10 @@ export async function updateGroup(
     add_volumes: patch.add_volumes?.join(','),
     remove_volumes: patch.remove_volumes?.join(','),
   });
-  await c.call('PUT', `/groups/${encodeURIComponent(id)}`, 'group.update', {
+  await c.call('PUT', idPath('groups', id, '', 'PUT'), 'group.update', {
     signal: opts.signal,
     body: { group },
-    feature: 'groups',
+    ...GROUPS,
   });
 }
 
@@ -128,11 +134,12 @@ export function listGroups(
     c.page<Group>(
       '/groups/detail',
       'groups',
+      SHAPES.group,
       'group.list',
       { ...filters, marker },
       {
         signal: opts.signal,
-        feature: 'groups',
+        ...GROUPS,
       },
     ),
   );

@@ -2,6 +2,7 @@
 import type { CallOptions } from '../cinder-api.ts';
 import type { AbsoluteLimits, AvailabilityZone, QuotaUsage, UserMessage } from '../cinder-types.ts';
 import { requireFeature } from '../microversion.ts';
+import { isCinderId, SHAPES } from './checks.ts';
 import type { CinderCore } from './core.ts';
 
 /** A scheduler pool (`GET /scheduler-stats/get_pools?detail=true`, admin only). */
@@ -19,25 +20,37 @@ export interface CinderService {
   updated_at?: string | null;
 }
 
+const SERVICE_SHAPE = { binary: 'string', host: 'string', status: 'string', state: 'string' } as const;
+const MESSAGE_SHAPE = { id: 'string', created_at: 'string', user_message: 'string' } as const;
+
 /** Generic resource filtering (`?resource_uuid=` on /messages) arrived with 3.5. */
 const CINDER_FILTER_VERSION = '3.5';
 
 export async function getAbsoluteLimits(c: CinderCore, opts: CallOptions = {}): Promise<AbsoluteLimits> {
-  const res = await c.call<{ limits: { absolute: AbsoluteLimits } }>('GET', '/limits', 'limits', opts);
-  return res.limits.absolute;
+  const limits = await c.one<{ absolute: unknown }>(
+    'GET',
+    '/limits',
+    'limits',
+    'limits',
+    { absolute: 'object' },
+    opts,
+  );
+  return limits.absolute as AbsoluteLimits;
 }
 
 /** Quota limits with usage of this project, incl. per-type keys (`gigabytes_<type>`). */
 export async function getQuotaUsage(c: CinderCore, opts: CallOptions = {}): Promise<QuotaUsage> {
   const project = await c.session.projectId(opts.signal);
-  const res = await c.call<{ quota_set: Record<string, unknown> }>(
+  const quotaSet = await c.one<Record<string, unknown>>(
     'GET',
     `/os-quota-sets/${encodeURIComponent(project)}`,
     'quota.usage',
+    'quota_set',
+    SHAPES.any,
     { signal: opts.signal, query: { usage: true } },
   );
   const out: QuotaUsage = {};
-  for (const [k, v] of Object.entries(res.quota_set)) {
+  for (const [k, v] of Object.entries(quotaSet)) {
     if (v && typeof v === 'object' && 'limit' in v) out[k] = v as QuotaUsage[string];
   }
   return out;
@@ -47,13 +60,13 @@ export async function listAvailabilityZones(
   c: CinderCore,
   opts: CallOptions = {},
 ): Promise<AvailabilityZone[]> {
-  const res = await c.call<{ availabilityZoneInfo: AvailabilityZone[] }>(
-    'GET',
+  return c.list<AvailabilityZone>(
     '/os-availability-zone',
     'availability_zone.list',
+    'availabilityZoneInfo',
+    { zoneName: 'string' },
     opts,
   );
-  return res.availabilityZoneInfo;
 }
 
 /** User messages (3.3+). Filtering by resource needs 3.5; below that it is done here. */
@@ -62,14 +75,16 @@ export async function listMessages(
   filters: { resource_uuid?: string } = {},
   opts: CallOptions = {},
 ): Promise<UserMessage[]> {
+  // Messages are about Cinder objects: a resource that is not a Cinder id has none.
+  if (filters.resource_uuid !== undefined && !isCinderId(filters.resource_uuid)) return [];
   const mv = await c.negotiate(opts);
   requireFeature(mv, 'userMessages', 'message.list');
   const serverSide = await c.atLeast(CINDER_FILTER_VERSION, opts);
-  const res = await c.call<{ messages: UserMessage[] }>('GET', '/messages', 'message.list', {
+  const messages = await c.list<UserMessage>('/messages', 'message.list', 'messages', MESSAGE_SHAPE, {
     signal: opts.signal,
     query: serverSide ? { ...filters } : {},
   });
-  return res.messages.filter((m) => !filters.resource_uuid || m.resource_uuid === filters.resource_uuid);
+  return messages.filter((m) => !filters.resource_uuid || m.resource_uuid === filters.resource_uuid);
 }
 
 /** The newest user message about a resource, or undefined (also when the server lacks 3.3). */
@@ -89,18 +104,22 @@ export async function listServices(
   filters: { binary?: string; host?: string } = {},
   opts: CallOptions = {},
 ): Promise<CinderService[]> {
-  const res = await c.call<{ services: CinderService[] }>('GET', '/os-services', 'service.list', {
+  return c.list<CinderService>('/os-services', 'service.list', 'services', SERVICE_SHAPE, {
     signal: opts.signal,
     query: { ...filters },
   });
-  return res.services;
 }
 
 /** Admin only: the scheduler's pools with capabilities. */
 export async function listSchedulerPools(c: CinderCore, opts: CallOptions = {}): Promise<SchedulerPool[]> {
-  const res = await c.call<{ pools: SchedulerPool[] }>('GET', '/scheduler-stats/get_pools', 'pool.list', {
-    signal: opts.signal,
-    query: { detail: true },
-  });
-  return res.pools;
+  return c.list<SchedulerPool>(
+    '/scheduler-stats/get_pools',
+    'pool.list',
+    'pools',
+    { name: 'string' },
+    {
+      signal: opts.signal,
+      query: { detail: true },
+    },
+  );
 }

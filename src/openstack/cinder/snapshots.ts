@@ -2,7 +2,8 @@
 import type { CallOptions, WaitOptions } from '../cinder-api.ts';
 import type { CreateSnapshotRequest, Snapshot } from '../cinder-types.ts';
 import { waitForStatus } from '../waiter.ts';
-import { type CinderCore, dropUndefined, type Page } from './core.ts';
+import { idFiltersValid, idPath, SHAPES } from './checks.ts';
+import { type CinderCore, dropUndefined, emptyPage, type Page } from './core.ts';
 import { latestMessage } from './misc.ts';
 
 export interface SnapshotListFilters {
@@ -15,7 +16,8 @@ export interface SnapshotListFilters {
   marker?: string;
 }
 
-const path = (id: string) => `/snapshots/${encodeURIComponent(id)}`;
+/** Filters that hold ids: one that is not a Cinder id matches nothing. */
+const ID_FILTERS = ['volume_id', 'group_snapshot_id'] as const;
 
 /**
  * `POST /snapshots`. From 3.66 on, snapshots of in-use volumes need no `force` and Cinder rejects
@@ -28,24 +30,30 @@ export async function createSnapshot(
 ): Promise<Snapshot> {
   const { force, ...rest } = req;
   const snapshot = (await c.atLeast('3.66', opts)) ? rest : { ...rest, force };
-  const res = await c.call<{ snapshot: Snapshot }>('POST', '/snapshots', 'snapshot.create', {
+  return c.one<Snapshot>('POST', '/snapshots', 'snapshot.create', 'snapshot', SHAPES.snapshot, {
     signal: opts.signal,
     body: { snapshot: dropUndefined(snapshot) },
   });
-  return res.snapshot;
 }
 
 export async function getSnapshot(c: CinderCore, id: string, opts: CallOptions = {}): Promise<Snapshot> {
-  const res = await c.call<{ snapshot: Snapshot }>('GET', path(id), 'snapshot.get', opts);
-  return res.snapshot;
+  return c.one<Snapshot>('GET', idPath('snapshots', id), 'snapshot.get', 'snapshot', SHAPES.snapshot, opts);
 }
 
-export function listSnapshotsPage(
+export async function listSnapshotsPage(
   c: CinderCore,
   filters: SnapshotListFilters,
   opts: CallOptions = {},
 ): Promise<Page<Snapshot>> {
-  return c.page<Snapshot>('/snapshots/detail', 'snapshots', 'snapshot.list', { ...filters }, opts);
+  if (!idFiltersValid(filters, ID_FILTERS)) return emptyPage();
+  return c.page<Snapshot>(
+    '/snapshots/detail',
+    'snapshots',
+    SHAPES.snapshot,
+    'snapshot.list',
+    { ...filters },
+    opts,
+  );
 }
 
 export function listSnapshots(
@@ -57,7 +65,7 @@ export function listSnapshots(
 }
 
 export async function deleteSnapshot(c: CinderCore, id: string, opts: CallOptions = {}): Promise<void> {
-  await c.call('DELETE', path(id), 'snapshot.delete', opts);
+  await c.call('DELETE', idPath('snapshots', id, '', 'DELETE'), 'snapshot.delete', opts);
 }
 
 export async function setSnapshotMetadata(
@@ -66,7 +74,7 @@ export async function setSnapshotMetadata(
   metadata: Record<string, string>,
   opts: CallOptions = {},
 ): Promise<void> {
-  await c.call('POST', `${path(id)}/metadata`, 'snapshot.metadata.set', {
+  await c.call('POST', idPath('snapshots', id, '/metadata', 'POST'), 'snapshot.metadata.set', {
     signal: opts.signal,
     body: { metadata },
     idempotent: true,

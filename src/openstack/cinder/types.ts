@@ -1,51 +1,41 @@
 /** Cinder volume types: `/types`. */
 import type { CallOptions } from '../cinder-api.ts';
 import type { VolumeType } from '../cinder-types.ts';
-import { OpenStackError } from '../errors.ts';
+import { idPath, isCinderId, notFoundLocally, SHAPES } from './checks.ts';
 import type { CinderCore } from './core.ts';
-
-const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+import { ignoreNotFound } from './core.ts';
 
 export async function listVolumeTypes(c: CinderCore, opts: CallOptions = {}): Promise<VolumeType[]> {
-  const res = await c.call<{ volume_types: VolumeType[] }>('GET', '/types', 'type.list', opts);
-  return res.volume_types;
+  return c.list<VolumeType>('/types', 'type.list', 'volume_types', SHAPES.type, opts);
 }
 
 /**
- * By id (`GET /types/{id}`), or by name: Cinder's show only takes ids, so a name is looked up in
- * the type list (names are unique). An unknown name gives an OpenStackError with status 404.
+ * By id (`GET /types/{id}`), or by name: Cinder's show only takes ids, so anything that is not of
+ * the form of an id is looked up by name in the type list (names are unique; a name may also have
+ * the form of an id). An unknown id or name gives the not-found OpenStackError of a 404.
  */
 export async function getVolumeType(
   c: CinderCore,
   idOrName: string,
   opts: CallOptions = {},
 ): Promise<VolumeType> {
-  if (UUID_RE.test(idOrName)) {
-    const res = await c.call<{ volume_type: VolumeType }>(
-      'GET',
-      `/types/${encodeURIComponent(idOrName)}`,
-      'type.get',
-      opts,
+  if (isCinderId(idOrName)) {
+    const byId = await ignoreNotFound(
+      c.one<VolumeType>('GET', idPath('types', idOrName), 'type.get', 'volume_type', SHAPES.type, opts),
     );
-    return res.volume_type;
+    if (byId) return byId;
   }
   const found = (await listVolumeTypes(c, opts)).find((t) => t.name === idOrName);
   if (found) return found;
-  throw new OpenStackError({
-    status: 404,
-    faultMessage: `Volume type ${idOrName} could not be found.`,
-    method: 'GET',
-    url: `${await c.session.endpoint(opts.signal)}/types`,
-  });
+  throw notFoundLocally('types', idOrName);
 }
 
 /** The project's default type (3.62+). */
 export async function getDefaultVolumeType(c: CinderCore, opts: CallOptions = {}): Promise<VolumeType> {
-  const res = await c.call<{ volume_type: VolumeType }>('GET', '/types/default', 'type.default', {
+  return c.one<VolumeType>('GET', '/types/default', 'type.default', 'volume_type', SHAPES.type, {
     signal: opts.signal,
     feature: 'defaultVolumeType',
   });
-  return res.volume_type;
 }
 
 export async function getVolumeTypeExtraSpecs(
@@ -53,12 +43,7 @@ export async function getVolumeTypeExtraSpecs(
   idOrName: string,
   opts: CallOptions = {},
 ): Promise<Record<string, string>> {
-  const id = UUID_RE.test(idOrName) ? idOrName : (await getVolumeType(c, idOrName, opts)).id;
-  const res = await c.call<{ extra_specs: Record<string, string> }>(
-    'GET',
-    `/types/${encodeURIComponent(id)}/extra_specs`,
-    'type.extra_specs',
-    opts,
-  );
-  return res.extra_specs;
+  const id = isCinderId(idOrName) ? idOrName : (await getVolumeType(c, idOrName, opts)).id;
+  const path = idPath('types', id, '/extra_specs');
+  return c.one<Record<string, string>>('GET', path, 'type.extra_specs', 'extra_specs', SHAPES.any, opts);
 }

@@ -3,10 +3,9 @@ import type { CallOptions, WaitOptions } from '../cinder-api.ts';
 import type { CreateVolumeRequest, Volume, VolumeListFilters } from '../cinder-types.ts';
 import type { CinderFeature } from '../microversion.ts';
 import { waitForStatus } from '../waiter.ts';
+import { idPath, metadataKeySegment, SHAPES } from './checks.ts';
 import { type CinderCore, dropUndefined, type Page, type Query } from './core.ts';
 import { latestMessage } from './misc.ts';
-
-const path = (id: string) => `/volumes/${encodeURIComponent(id)}`;
 
 export async function createVolume(
   c: CinderCore,
@@ -23,25 +22,30 @@ export async function createVolume(
     : req.group_id
       ? 'groups'
       : undefined;
-  const res = await c.call<{ volume: Volume }>('POST', '/volumes', 'volume.create', {
+  return c.one<Volume>('POST', '/volumes', 'volume.create', 'volume', SHAPES.volume, {
     signal: opts.signal,
     body,
     feature,
   });
-  return res.volume;
 }
 
 export async function getVolume(c: CinderCore, id: string, opts: CallOptions = {}): Promise<Volume> {
-  const res = await c.call<{ volume: Volume }>('GET', path(id), 'volume.get', opts);
-  return res.volume;
+  return c.one<Volume>('GET', idPath('volumes', id), 'volume.get', 'volume', SHAPES.volume, opts);
 }
 
-export function listVolumesPage(
+export async function listVolumesPage(
   c: CinderCore,
   filters: VolumeListFilters,
   opts: CallOptions = {},
 ): Promise<Page<Volume>> {
-  return c.page<Volume>('/volumes/detail', 'volumes', 'volume.list', volumeQuery(filters), opts);
+  return c.page<Volume>(
+    '/volumes/detail',
+    'volumes',
+    SHAPES.volume,
+    'volume.list',
+    volumeQuery(filters),
+    opts,
+  );
 }
 
 export function listVolumes(
@@ -58,11 +62,10 @@ export async function updateVolume(
   patch: { name?: string; description?: string },
   opts: CallOptions = {},
 ): Promise<Volume> {
-  const res = await c.call<{ volume: Volume }>('PUT', path(id), 'volume.update', {
+  return c.one<Volume>('PUT', idPath('volumes', id, '', 'PUT'), 'volume.update', 'volume', SHAPES.volume, {
     signal: opts.signal,
     body: { volume: dropUndefined(patch) },
   });
-  return res.volume;
 }
 
 export async function deleteVolume(
@@ -70,7 +73,7 @@ export async function deleteVolume(
   id: string,
   opts: CallOptions & { cascade?: boolean; force?: boolean } = {},
 ): Promise<void> {
-  await c.call('DELETE', path(id), 'volume.delete', {
+  await c.call('DELETE', idPath('volumes', id, '', 'DELETE'), 'volume.delete', {
     signal: opts.signal,
     query: { cascade: opts.cascade ? true : undefined, force: opts.force ? true : undefined },
     feature: opts.force ? 'forceDeleteVolume' : undefined,
@@ -84,7 +87,7 @@ export async function setVolumeMetadata(
   metadata: Record<string, string>,
   opts: CallOptions = {},
 ): Promise<void> {
-  await c.call('POST', `${path(id)}/metadata`, 'volume.metadata.set', {
+  await c.call('POST', idPath('volumes', id, '/metadata', 'POST'), 'volume.metadata.set', {
     signal: opts.signal,
     body: { metadata },
     idempotent: true,
@@ -98,7 +101,7 @@ export async function replaceVolumeMetadata(
   metadata: Record<string, string>,
   opts: CallOptions = {},
 ): Promise<void> {
-  await c.call('PUT', `${path(id)}/metadata`, 'volume.metadata.replace', {
+  await c.call('PUT', idPath('volumes', id, '/metadata', 'PUT'), 'volume.metadata.replace', {
     signal: opts.signal,
     body: { metadata },
   });
@@ -110,7 +113,8 @@ export async function deleteVolumeMetadataKey(
   key: string,
   opts: CallOptions = {},
 ): Promise<void> {
-  await c.call('DELETE', `${path(id)}/metadata/${encodeURIComponent(key)}`, 'volume.metadata.delete', opts);
+  const path = idPath('volumes', id, '/metadata/', 'DELETE') + metadataKeySegment('volumes', id, key);
+  await c.call('DELETE', path, 'volume.metadata.delete', opts);
 }
 
 /** `os-extend`. Pass `online: true` for an in-use volume: needs 3.42, checked locally. */

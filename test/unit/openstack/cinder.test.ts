@@ -19,6 +19,9 @@ import { AbortedError } from '../../../src/util/abort.ts';
 import { silentLogger } from '../../../src/util/logger.ts';
 
 const PROJECT = '0123456789abcdef0123456789abcdef';
+/** A Cinder-shaped id (the client refuses anything else before it enters a URL). */
+const uid = (n: number | string) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+const MISSING = uid('dead');
 
 interface Seen {
   method: string;
@@ -33,7 +36,7 @@ const state = {
   maxVersion: '3.70',
   minVersion: '3.0',
   rootBroken: false,
-  volumes: [] as { id: string; status: string; name: string }[],
+  volumes: [] as { id: string; status: string; name: string; size: number }[],
   statusSequence: [] as string[],
   messages: [] as Record<string, unknown>[],
 };
@@ -44,9 +47,10 @@ function reset(): void {
   state.minVersion = '3.0';
   state.rootBroken = false;
   state.volumes = Array.from({ length: 5 }, (_, i) => ({
-    id: `vol-${i}`,
+    id: uid(i),
     status: 'available',
     name: `v${i}`,
+    size: 1,
   }));
   state.statusSequence = [];
   state.messages = [];
@@ -101,15 +105,17 @@ function handle(req: IncomingMessage, res: ServerResponse, raw: string, base: st
     return send(res, 200, { volumes: items, ...(links ? { volumes_links: links } : {}) });
   }
   if (rest === '/volumes' && req.method === 'POST') {
-    return send(res, 202, { volume: { id: 'new-vol', status: 'creating', name: body.volume.name } });
+    return send(res, 202, {
+      volume: { id: uid('abc'), status: 'creating', name: body.volume.name, size: 1 },
+    });
   }
   const vm = /^\/volumes\/([^/]+)$/.exec(rest);
   if (vm && req.method === 'GET') {
-    if (vm[1] === 'missing') {
+    if (vm[1] === MISSING) {
       return send(res, 404, { itemNotFound: { code: 404, message: `Volume ${vm[1]} could not be found.` } });
     }
     const status = state.statusSequence.shift() ?? 'available';
-    return send(res, 200, { volume: { id: vm[1], status } });
+    return send(res, 200, { volume: { id: vm[1], status, size: 1 } });
   }
   if (vm && req.method === 'DELETE') {
     return send(res, 404, { itemNotFound: { code: 404, message: `Volume ${vm[1]} could not be found.` } });
@@ -121,6 +127,11 @@ function handle(req: IncomingMessage, res: ServerResponse, raw: string, base: st
   if (rest === '/types') {
     return send(res, 200, {
       volume_types: [{ id: '049896e5-6bd9-4878-8a24-cbf366ebcba7', name: 'fake', extra_specs: {} }],
+    });
+  }
+  if (rest === '/attachments') {
+    return send(res, 200, {
+      attachment: { id: uid('a'), status: 'reserved', volume_id: body.attachment.volume_uuid },
     });
   }
   if (/^\/(attachments|volumes\/[^/]+\/action|backups)/.test(rest)) return send(res, 202, {});
@@ -195,7 +206,7 @@ describe('CinderClient (emulated Cinder)', () => {
       assert.deepEqual(await c.negotiate(), { major: 3, minor: 70 });
       assert.equal(c.supports('3.44'), true);
       assert.equal(c.supports('3.71'), false);
-      await c.getVolume('vol-1');
+      await c.getVolume(uid(1));
       await c.listVolumeTypes();
       const api = state.seen.filter((s) => s.url.startsWith('/v3/0'));
       assert.equal(api.length, 2);
@@ -246,11 +257,11 @@ describe('CinderClient (emulated Cinder)', () => {
 
     it('ignoreMicroversion pins 3.0 without discovery', async () => {
       const c = client({ ignoreMicroversion: true });
-      await c.getVolume('vol-1');
+      await c.getVolume(uid(1));
       assert.deepEqual(c.microversion, { major: 3, minor: 0 });
       assert.deepEqual(
         state.seen.map((s) => [s.url, s.headers['openstack-api-version']]),
-        [[`/v3/${PROJECT}/volumes/vol-1`, 'volume 3.0']],
+        [[`/v3/${PROJECT}/volumes/${uid(1)}`, 'volume 3.0']],
       );
     });
 
@@ -259,7 +270,7 @@ describe('CinderClient (emulated Cinder)', () => {
       await c.negotiate();
       const before = state.seen.length;
       await assert.rejects(
-        c.createAttachment({ volume_uuid: 'vol-1', connector: { host: 'n1' } }),
+        c.createAttachment({ volume_uuid: uid(1), connector: { host: 'n1' } }),
         (err: unknown) => {
           assert.ok(err instanceof MicroversionError);
           assert.match(
@@ -269,20 +280,20 @@ describe('CinderClient (emulated Cinder)', () => {
           return true;
         },
       );
-      await assert.rejects(c.completeAttachment('a1'), /3\.44/);
-      await assert.rejects(c.revertVolumeToSnapshot('vol-1', 's1'), /3\.40/);
-      await assert.rejects(c.extendVolume('vol-1', 2, { online: true }), /3\.42/);
+      await assert.rejects(c.completeAttachment(uid('a1')), /3\.44/);
+      await assert.rejects(c.revertVolumeToSnapshot(uid(1), uid('c1')), /3\.40/);
+      await assert.rejects(c.extendVolume(uid(1), 2, { online: true }), /3\.42/);
       await assert.rejects(c.createBackup({ volume_id: 'v', metadata: { a: 'b' } }), /3\.43/);
       assert.equal(state.seen.length, before, 'nothing was sent');
       await assert.rejects(
-        client({ maxMicroversion: '3.12' }).getGroup('g1'),
+        client({ maxMicroversion: '3.12' }).getGroup(uid('b1')),
         /generic volume groups.*3\.13/,
       );
       // 3.27 is enough for an attachment without mode, 3.54 is needed with mode
       const c27 = client({ maxMicroversion: '3.27' });
-      await c27.createAttachment({ volume_uuid: 'vol-1', connector: { host: 'n1' } });
+      await c27.createAttachment({ volume_uuid: uid(1), connector: { host: 'n1' } });
       await assert.rejects(
-        c27.createAttachment({ volume_uuid: 'vol-1', mode: 'ro' }),
+        c27.createAttachment({ volume_uuid: uid(1), mode: 'ro' }),
         /attachment mode.*3\.54/,
       );
     });
@@ -310,11 +321,11 @@ describe('CinderClient (emulated Cinder)', () => {
       assert.equal(lists.length, 3);
       assert.deepEqual(
         lists.map((q) => q.get('marker')),
-        [null, 'vol-1', 'vol-3'],
+        [null, uid(1), uid(3)],
       );
       assert.equal(lists[0]!.get('metadata'), '{"csi.k8s.io/pvc":"x"}');
       const page = await c.listVolumesPage({ limit: 3 });
-      assert.deepEqual([page.items.length, page.next], [3, 'vol-2']);
+      assert.deepEqual([page.items.length, page.next], [3, uid(2)]);
       const last = await c.listVolumesPage({ limit: 3, marker: page.next });
       assert.deepEqual([last.items.length, last.next], [2, undefined]);
     });
@@ -336,10 +347,10 @@ describe('CinderClient (emulated Cinder)', () => {
     it('surfaces 404 as OpenStackError.notFound; ignoreNotFound turns it into undefined', async () => {
       const c = client();
       await assert.rejects(
-        c.getVolume('missing'),
+        c.getVolume(MISSING),
         (err: unknown) => err instanceof OpenStackError && err.notFound,
       );
-      assert.equal(await ignoreNotFound(c.deleteVolume('missing')), undefined);
+      assert.equal(await ignoreNotFound(c.deleteVolume(MISSING)), undefined);
       await assert.rejects(
         c.getVolumeType('no-such-type'),
         (err: unknown) => err instanceof OpenStackError && err.notFound,
@@ -351,25 +362,25 @@ describe('CinderClient (emulated Cinder)', () => {
       state.statusSequence = ['creating', 'error'];
       state.messages = [
         {
-          id: 'm1',
-          resource_uuid: 'vol-9',
+          id: uid('e1'),
+          resource_uuid: uid(9),
           user_message: 'old news',
           created_at: '2026-01-01T00:00:00.000000',
         },
         {
-          id: 'm2',
-          resource_uuid: 'vol-9',
+          id: uid('e2'),
+          resource_uuid: uid(9),
           user_message: 'schedule allocate volume:Could not find any available weighted backend.',
           created_at: '2026-01-02T00:00:00.000000',
         },
         {
-          id: 'm3',
-          resource_uuid: 'other',
+          id: uid('e3'),
+          resource_uuid: uid('f0'),
           user_message: 'not mine',
           created_at: '2026-01-03T00:00:00.000000',
         },
       ];
-      await assert.rejects(client().waitForVolume('vol-9', { target: ['available'] }), (err: unknown) => {
+      await assert.rejects(client().waitForVolume(uid(9), { target: ['available'] }), (err: unknown) => {
         assert.ok(err instanceof WaitFailedError);
         assert.equal(err.status, 'error');
         assert.equal(err.reason, 'schedule allocate volume:Could not find any available weighted backend.');
@@ -378,7 +389,7 @@ describe('CinderClient (emulated Cinder)', () => {
     });
 
     it('waitForVolume with gone: true resolves once the volume is 404', async () => {
-      assert.equal(await client().waitForVolume('missing', { target: [], gone: true }), undefined);
+      assert.equal(await client().waitForVolume(MISSING, { target: [], gone: true }), undefined);
     });
   });
 
