@@ -138,14 +138,10 @@ export async function buildDriver(flags: Flags, logger: Logger): Promise<Driver>
   const { createIdentityService } = await import('../csi/identity.ts');
   const { CsiServer } = await import('../grpc/server.ts');
   const { CsiRedactor } = await import('../grpc/redact.ts');
-  const { loadCsiRoot } = await import('../grpc/proto.ts');
+  const { loadCsiRoot, loadCsiServices } = await import('../grpc/proto.ts');
   const { RequestLimits } = await import('../grpc/limits.ts');
-  // One reflection root of csi.proto for the size limits and the secret redaction.
-  let root: import('protobufjs').Root | undefined;
-  const csiRoot = () => {
-    root ??= loadCsiRoot();
-    return root;
-  };
+  // One reflection root of csi.proto for the service definitions, size limits and redaction.
+  const csiRoot = loadCsiRoot();
   const { fromCloudError } = await import('../csi/cloud-errors.ts');
   const identity = createIdentityService({
     driverName: flags.driverName,
@@ -172,6 +168,7 @@ export async function buildDriver(flags: Flags, logger: Logger): Promise<Driver>
     ...(controller ? { controller } : {}),
     ...(groupController ? { groupController } : {}),
     ...(node ? { node } : {}),
+    definitions: loadCsiServices(csiRoot),
     redactor: new CsiRedactor(csiRoot),
     limits: new RequestLimits(csiRoot),
     mapError: (err): CsiError | undefined => fromCloudError(err),
