@@ -221,7 +221,7 @@ async function buildNode(
   const { HostExecutor } = await import('../host/exec.ts');
   const { hostPaths } = await import('../host/paths.ts');
   const { HostLock } = await import('../host/lock.ts');
-  const { connectorFor } = await import('../host/connector.ts');
+  const { connectorFor } = await import('../host/connector-factory.ts');
   const { buildHostConnector } = await import('../host/host-connector.ts');
   const { createNodeService } = await import('../csi/node/index.ts');
   const paths = hostPaths(flags.hostRoot);

@@ -1,15 +1,14 @@
 /**
  * Storage connectors: turn Cinder's connection_info into a block device on this host and back.
- * One implementation per transport (iSCSI, RBD), chosen by `driver_volume_type` like os-brick's
- * connector factory.
+ * This module holds what every connector shares (the interface, its errors, the protocol of a
+ * connection_info); one implementation per transport (iscsi.ts, rbd.ts), and the factory that
+ * chooses one by `driver_volume_type` like os-brick's (connector-factory.ts).
  */
 import type { ConnectionInfo } from '../openstack/cinder-types.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Executor } from './exec.ts';
-import { IscsiConnector, type IscsiOptions } from './iscsi.ts';
 import type { HostLock } from './lock.ts';
 import type { HostPaths } from './paths.ts';
-import { RbdConnector, type RbdOptions } from './rbd.ts';
 
 export type Protocol = 'iscsi' | 'rbd';
 
@@ -46,13 +45,12 @@ export interface StorageConnector {
   isConnected(dev: ConnectedDevice): Promise<boolean>;
 }
 
-export interface ConnectorDeps {
+/** What every connector needs from the host; the factory's ConnectorDeps adds per-transport options. */
+export interface ConnectorBaseDeps {
   executor: Executor;
   paths: HostPaths;
   logger: Logger;
   lock: HostLock;
-  iscsi?: IscsiOptions;
-  rbd?: RbdOptions;
 }
 
 /** Thrown for connection_info the connectors do not support or that lacks required fields. */
@@ -76,16 +74,4 @@ export function protocolOf(info: Pick<ConnectionInfo, 'driver_volume_type'>): Pr
   if (t === 'iscsi') return 'iscsi';
   if (t === 'rbd') return 'rbd';
   throw new UnsupportedConnectionError(`unsupported driver_volume_type '${t}' (supported: iscsi, rbd)`);
-}
-
-export function connectorFor(
-  info: Pick<ConnectionInfo, 'driver_volume_type'>,
-  deps: ConnectorDeps,
-): StorageConnector {
-  return connectorForProtocol(protocolOf(info), deps);
-}
-
-/** For disconnect after a restart: the stored ConnectedDevice only has the protocol. */
-export function connectorForProtocol(protocol: Protocol, deps: ConnectorDeps): StorageConnector {
-  return protocol === 'iscsi' ? new IscsiConnector(deps) : new RbdConnector(deps);
 }

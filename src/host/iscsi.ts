@@ -12,7 +12,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { ConnectionInfo } from '../openstack/cinder-types.ts';
 import { throwIfAborted } from '../util/abort.ts';
 import type { Logger } from '../util/logger.ts';
-import type { ConnectedDevice, ConnectOptions, ConnectorDeps, StorageConnector } from './connector.ts';
+import type { ConnectedDevice, ConnectOptions, ConnectorBaseDeps, StorageConnector } from './connector.ts';
 import { ConnectError, UnsupportedConnectionError } from './connector.ts';
 import { CommandError, type Executor } from './exec.ts';
 import { type Chap, Iscsiadm, isAuthFailure, normalizePortal, type Target } from './iscsiadm.ts';
@@ -95,7 +95,7 @@ export class IscsiConnector implements StorageConnector {
   readonly #log: Logger;
   readonly #opts: Required<IscsiOptions>;
 
-  constructor(deps: ConnectorDeps) {
+  constructor(deps: ConnectorBaseDeps & { iscsi?: IscsiOptions }) {
     this.#exec = deps.executor;
     this.#adm = new Iscsiadm(deps.executor);
     this.#sys = new Sysfs(deps.paths, deps.executor);

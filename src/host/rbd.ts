@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ConnectionInfo } from '../openstack/cinder-types.ts';
 import type { Logger } from '../util/logger.ts';
-import type { ConnectedDevice, ConnectOptions, ConnectorDeps, StorageConnector } from './connector.ts';
+import type { ConnectedDevice, ConnectOptions, ConnectorBaseDeps, StorageConnector } from './connector.ts';
 import { ConnectError, UnsupportedConnectionError } from './connector.ts';
 import { CommandError, type Executor } from './exec.ts';
 import type { HostLock } from './lock.ts';
@@ -102,7 +102,7 @@ export class RbdConnector implements StorageConnector {
   readonly #log: Logger;
   readonly #opts: RbdOptions;
 
-  constructor(deps: ConnectorDeps) {
+  constructor(deps: ConnectorBaseDeps & { rbd?: RbdOptions }) {
     this.#exec = deps.executor;
     this.#paths = deps.paths;
     this.#lock = deps.lock;

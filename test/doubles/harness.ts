@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import type { ConnectorDeps } from '../../src/host/connector.ts';
+import type { ConnectorDeps } from '../../src/host/connector-factory.ts';
 import { HostExecutor } from '../../src/host/exec.ts';
 import { HostLock } from '../../src/host/lock.ts';
 import { hostPaths } from '../../src/host/paths.ts';

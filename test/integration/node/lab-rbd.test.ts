@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createNodeService, type NodeServiceImpl } from '../../../src/csi/node/index.ts';
-import { connectorFor } from '../../../src/host/connector.ts';
+import { connectorFor } from '../../../src/host/connector-factory.ts';
 import { CinderClient } from '../../../src/openstack/cinder.ts';
 import { type Harness, harness, rbdSkipReason } from '../../doubles/harness.ts';
 import {

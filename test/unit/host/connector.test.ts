@@ -3,11 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import {
-  connectorFor,
-  connectorForProtocol,
-  UnsupportedConnectionError,
-} from '../../../src/host/connector.ts';
+import { UnsupportedConnectionError } from '../../../src/host/connector.ts';
+import { connectorFor, connectorForProtocol } from '../../../src/host/connector-factory.ts';
 import { HostExecutor } from '../../../src/host/exec.ts';
 import { buildHostConnector, parseInitiatorName, primaryAddress } from '../../../src/host/host-connector.ts';
 import { HostLock } from '../../../src/host/lock.ts';
