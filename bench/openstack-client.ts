@@ -37,6 +37,8 @@ const GETS = Number(values.gets);
 const PAGE = 100;
 const BATCH = 20;
 const BENCH_NAME = 'bench-openstack-client-vol';
+/** Bound of the set-up wait (all volumes available) and of the clean-up wait (all gone). */
+const SETUP_LIMIT_MS = 600_000;
 const AUTH = {
   url: process.env['OS_AUTH_URL'] ?? 'http://127.0.0.1:5000/v3',
   user: process.env['OS_USERNAME'] ?? 'admin',
@@ -209,10 +211,16 @@ async function ensureVolumes(cinder: CinderClient): Promise<string[]> {
       }),
     );
   }
+  // Bounded: a volume stuck in `creating` ends the set-up with an error (main's finally deletes).
+  const deadline = Date.now() + SETUP_LIMIT_MS;
   for (;;) {
     const vols = await benchVolumes(cinder);
     const pending = vols.filter((v) => v.status !== 'available');
     if (pending.some((v) => v.status.startsWith('error'))) throw new Error('a bench volume went to error');
+    if (Date.now() > deadline) {
+      const stuck = pending.slice(0, 5).map((v) => `${v.id} ${v.status}`);
+      throw new Error(`set-up: ${pending.length} volumes not available after ${SETUP_LIMIT_MS / 1000} s (${stuck.join(', ')})`);
+    }
     if (pending.length === 0 && vols.length >= N) {
       if (missing > 0)
         process.stderr.write(
@@ -227,8 +235,28 @@ async function ensureVolumes(cinder: CinderClient): Promise<string[]> {
 async function deleteAll(cinder: CinderClient): Promise<void> {
   const t0 = performance.now();
   const ids = (await benchVolumes(cinder)).map((v) => v.id);
-  await inBatches(ids, BATCH, (id) => ignoreNotFound(cinder.deleteVolume(id)));
-  while ((await benchVolumes(cinder)).length > 0) await new Promise((r) => setTimeout(r, 1000));
+  await inBatches(ids, BATCH, (id) => ignoreNotFound(cinder.deleteVolume(id)).catch(() => {}));
+  const deadline = Date.now() + SETUP_LIMIT_MS;
+  for (;;) {
+    const left = await benchVolumes(cinder);
+    if (left.length === 0) break;
+    if (Date.now() > deadline) {
+      process.stderr.write(
+        `cleanup: ${left.length} volumes left after ${SETUP_LIMIT_MS / 1000} s: ${left
+          .slice(0, 10)
+          .map((v) => `${v.id} (${v.status})`)
+          .join(', ')}\n`,
+      );
+      return;
+    }
+    // Volumes that were still creating when the first deletes went out: delete them again.
+    await inBatches(
+      left.filter((v) => v.status === 'available' || v.status.startsWith('error')),
+      BATCH,
+      (v) => ignoreNotFound(cinder.deleteVolume(v.id)).catch(() => {}),
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+  }
   process.stderr.write(
     `cleanup: ${ids.length} volumes deleted in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
   );
@@ -241,9 +269,9 @@ async function main(): Promise<void> {
   const cinder = new CinderClient({ session: session.service('block-storage'), logger: silentLogger() });
   await cinder.negotiate();
   const lifetime = await tokenLifetimeMs();
-  const ids = await ensureVolumes(cinder);
-  const probe = ids[0]!;
   try {
+    const ids = await ensureVolumes(cinder);
+    const probe = ids[0]!;
     await new Promise((r) => setTimeout(r, 5000)); // let the lab settle after the creations
     await cinder.getVolume(probe);
     // Rounds interleave the three clients so that load drift on the shared lab hits all alike.

@@ -246,6 +246,21 @@ describe('helm chart', { skip: helmMissing }, () => {
     );
   });
 
+  test("V8's heap limit (NODE_OPTIONS) leaves each driver container headroom below its memory limit", () => {
+    const objs = render({ values: [ci('metrics')], namespace: 'heap-test' });
+    for (const kind of ['Deployment', 'DaemonSet']) {
+      const driver = container(find(objs, kind) as Obj, 'cinder-csi');
+      const opt = (driver['env'] as Obj[]).find((e) => e['name'] === 'NODE_OPTIONS');
+      const heap = Number(/--max-old-space-size=(\d+)/.exec(String(opt?.['value']))?.[1]);
+      const limit = /^(\d+)Mi$/.exec(String(driver['resources']['limits']['memory']));
+      assert.ok(limit, `${kind}: memory limit in Mi`);
+      assert.ok(
+        heap >= 64 && heap <= Number(limit[1]) - 64,
+        `${kind}: heap ${heap} MiB vs limit ${limit[1]} MiB`,
+      );
+    }
+  });
+
   test('metrics on: flags, ports, probes, Services, ServiceMonitor and PodMonitor', () => {
     const objs = render({ values: [ci('metrics')], namespace: 'monitoring-test' });
     const ctrl = find(objs, 'Deployment') as Obj;
@@ -253,7 +268,10 @@ describe('helm chart', { skip: helmMissing }, () => {
     assert.ok(driver['args'].includes('--metrics-address=:9808'));
     assert.ok(driver['args'].includes('--log-level=debug'));
     assert.ok(driver['args'].includes('--shutdown-grace=45'), 'extraArgs appended');
-    assert.deepEqual(driver['env'], [{ name: 'OS_CACERT', value: '/etc/ssl/certs/ca-certificates.crt' }]);
+    assert.deepEqual(driver['env'], [
+      { name: 'NODE_OPTIONS', value: '--max-old-space-size=160' },
+      { name: 'OS_CACERT', value: '/etc/ssl/certs/ca-certificates.crt' },
+    ]);
     assert.deepEqual(driver['readinessProbe']['httpGet'], { path: '/healthz', port: 'metrics' });
     assert.ok(driver['ports'].some((p: Obj) => p['name'] === 'metrics' && p['containerPort'] === 9808));
     const plugin = container(find(objs, 'DaemonSet') as Obj, 'cinder-csi');
