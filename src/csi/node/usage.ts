@@ -57,10 +57,14 @@ export function usageRpcs(c: NodeContext): { NodeGetVolumeStats: Stats; NodeExpa
     try {
       const s = await statVolumePath(volumePath, volumeId);
       const st = await store.get(volumeId);
+      if (!st?.staged) throw notFound(`volume ${volumeId} is not staged on this node`);
+      if (volumePath !== st.stagingPath && !st.targets.some((t) => t.path === volumePath)) {
+        throw notFound(`volume ${volumeId} is neither staged nor published at ${quotePath(volumePath)}`);
+      }
       const problems: string[] = [];
-      if (st && !(await exists(c.local(st.device.devicePath)))) {
+      if (!(await exists(c.local(st.device.devicePath)))) {
         problems.push(`device ${quotePath(st.device.devicePath)} has vanished`);
-      } else if (st) {
+      } else {
         const connected = await c
           .connectorFor(st.device)
           .isConnected(st.device)
@@ -74,7 +78,7 @@ export function usageRpcs(c: NodeContext): { NodeGetVolumeStats: Stats; NodeExpa
         message: problems.length > 0 ? problems.join('; ') : 'volume is healthy',
       });
 
-      if (s.isBlockDevice() || st?.accessType === 'block') {
+      if (s.isBlockDevice() || st.accessType === 'block') {
         const usage: csi.VolumeUsage[] = [];
         try {
           const size = await blockDeviceSize(opts.executor, volumePath, ctx.signal);
@@ -90,15 +94,15 @@ export function usageRpcs(c: NodeContext): { NodeGetVolumeStats: Stats; NodeExpa
         problems.push(`${quotePath(volumePath)} is not mounted`);
         return { usage: [], volume_condition: condition() };
       }
-      if (st && !(await c.mountedFrom(entry, st.device)) && problems.length === 0) {
+      if (!(await c.mountedFrom(entry, st.device)) && problems.length === 0) {
         problems.push(
           `${quotePath(volumePath)} is mounted from ${quotePath(entry.source)}, not from ${quotePath(st.device.devicePath)}`,
         );
       }
-      const published = st?.targets.find((t) => t.path === volumePath);
+      const published = st.targets.find((t) => t.path === volumePath);
       const ro = readOnlyProblem(entry, {
-        superReadOnly: st?.readOnly ?? false,
-        mountReadOnly: (st?.readOnly ?? false) || (published?.readOnly ?? false),
+        superReadOnly: st.readOnly,
+        mountReadOnly: st.readOnly || (published?.readOnly ?? false),
       });
       if (ro) problems.push(ro);
       let u: Awaited<ReturnType<typeof filesystemUsage>>;

@@ -280,6 +280,26 @@ test('NodeGetVolumeStats / NodeExpandVolume: a volume_path that does not exist i
         assert.equal(expand, status.NOT_FOUND, `expand ${volumeId} ${p}`);
       }
     }
+    // A path that exists but is not where this volume is staged or published: the volume does
+    // not exist there (spec), also for a volume the node does not know.
+    const other = path.join(w.root, 'pods');
+    for (const volumeId of ['known', 'unknown']) {
+      assert.equal(
+        await codeOf(
+          w.svc.NodeGetVolumeStats(
+            { volume_id: volumeId, volume_path: other, staging_target_path: '' },
+            ctx(),
+          ),
+        ),
+        status.NOT_FOUND,
+        `stats ${volumeId} at another path`,
+      );
+    }
+    const own = await w.svc.NodeGetVolumeStats(
+      { volume_id: 'known', volume_path: staging, staging_target_path: '' },
+      ctx(),
+    );
+    assert.equal(own.volume_condition?.abnormal, true, 'its device does not exist here');
     // Malformed input is still INVALID_ARGUMENT.
     for (const p of ['', 'a\0b']) {
       assert.equal(
