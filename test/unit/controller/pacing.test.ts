@@ -2,63 +2,131 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Pacer } from '../../../src/csi/controller/pacing.ts';
 
-describe('Pacer', () => {
-  it('estimates from the 25th percentile once three samples exist', () => {
-    const p = new Pacer();
-    assert.equal(p.estimate('k'), undefined);
-    for (const ms of [500, 400, 900]) p.observe('k', ms);
-    assert.equal(p.estimate('k'), 400);
-    for (let i = 0; i < 30; i++) p.observe('k', 100);
-    assert.equal(p.estimate('k'), 100, 'only recent history counts');
-    p.observe('k', Number.NaN);
-    assert.equal(p.estimate('other'), undefined);
-  });
+const signal = new AbortController().signal;
+/** A start far enough in the past that the pacer's sleep is zero (no timing in these tests). */
+const past = () => Date.now() - 1_000_000;
 
-  it('checks around the estimate and falls back to the waiter; no history → fallback at once', async () => {
+describe('Pacer', () => {
+  it('without history uses the waiter alone and learns from when it saw the object', async () => {
     const p = new Pacer();
-    const signal = new AbortController().signal;
     let checks = 0;
-    const none = await p.wait(
-      'v',
-      Date.now(),
+    const r = await p.wait(
+      'k',
+      Date.now() - 400,
       async () => {
         checks++;
         return 'early';
       },
-      async () => 'fallback',
+      async () => 'waiter',
       signal,
     );
-    assert.equal(none, 'fallback');
+    assert.equal(r, 'waiter');
     assert.equal(checks, 0);
-    for (let i = 0; i < 3; i++) p.observe('v', 100);
-    const start = Date.now();
-    const readyAt = start + 90;
-    const got = await p.wait(
-      'v',
-      start,
+    const at = p.estimate('k');
+    assert.ok(at !== undefined && at >= 0.9 * 400 && at < 0.9 * 1000, `learned ${at}`);
+    assert.equal(p.estimate('other'), undefined);
+  });
+
+  it('one early check: a hit returns at once and moves the next check earlier', async () => {
+    const p = new Pacer();
+    p.observe('k', 1000);
+    const before = p.estimate('k')!;
+    let fallbacks = 0;
+    const r = await p.wait(
+      'k',
+      past(),
+      async () => 'ready',
+      async () => {
+        fallbacks++;
+        return 'waiter';
+      },
+      signal,
+    );
+    assert.equal(r, 'ready');
+    assert.equal(fallbacks, 0);
+    assert.ok(p.estimate('k')! < before);
+  });
+
+  it('a miss hands over to the waiter and moves the next check later, at most to when it was seen', async () => {
+    const p = new Pacer();
+    p.observe('k', 100);
+    const before = p.estimate('k')!;
+    let checks = 0;
+    const r = await p.wait(
+      'k',
+      past(),
       async () => {
         checks++;
-        return Date.now() >= readyAt ? 'ready' : undefined;
+        return undefined;
       },
-      async () => 'fallback',
+      async () => 'waiter',
       signal,
     );
-    assert.equal(got, 'ready');
-    assert.ok(checks >= 1 && checks <= 3, `checks ${checks}`);
-    assert.ok(Date.now() - start < 130);
-    const slow = await p.wait(
-      'v',
-      Date.now(),
-      async () => undefined,
-      async () => 'fallback',
-      signal,
+    assert.equal(r, 'waiter');
+    assert.equal(checks, 1);
+    assert.equal(p.estimate('k'), before * 1.25);
+    p.observe('k', 50);
+    assert.equal(p.estimate('k'), 50, 'never later than an observed ready time');
+  });
+
+  it('settles where most single checks hit (about one GET per wait)', async () => {
+    const p = new Pacer();
+    const readyMs = 300;
+    p.observe('k', 700); // first learned from a late waiter observation
+    let hits = 0;
+    let waits = 0;
+    for (let i = 0; i < 200; i++) {
+      const at = p.estimate('k')!;
+      const r = await p.wait(
+        'k',
+        past(),
+        async () => (at >= readyMs ? 'ready' : undefined),
+        async () => 'waiter',
+        signal,
+      );
+      if (i >= 100) {
+        waits++;
+        if (r === 'ready') hits++;
+      }
+    }
+    assert.ok(hits / waits >= 0.8, `hit rate ${hits / waits}`);
+    const at = p.estimate('k')!;
+    assert.ok(at >= readyMs * 0.9 && at <= readyMs * 1.3, `check at ${at} for ready at ${readyMs}`);
+  });
+
+  it('a burst of waits of one kind skips the early check and teaches nothing', async () => {
+    const p = new Pacer();
+    p.observe('k', 100);
+    const before = p.estimate('k');
+    let checks = 0;
+    const gates: (() => void)[] = [];
+    const waits = Array.from({ length: 6 }, () =>
+      p.wait(
+        'k',
+        past(),
+        async () => {
+          checks++;
+          return undefined;
+        },
+        () => new Promise<string>((resolve) => gates.push(() => resolve('waiter'))),
+        signal,
+      ),
     );
-    assert.equal(slow, 'fallback');
+    while (gates.length < 6) await new Promise((r) => setImmediate(r));
+    for (const open of gates) open();
+    assert.deepEqual(await Promise.all(waits), Array(6).fill('waiter'));
+    assert.equal(checks, 4, 'only the first four (fewer than BURST others in flight) check early');
+    assert.equal(p.estimate('k'), before! * 1.25, 'only the solo wait (the first) adjusts the time');
+  });
+
+  it('the caller signal bounds the wait', async () => {
+    const p = new Pacer();
+    p.observe('k', 60_000);
     const ac = new AbortController();
     ac.abort(new Error('deadline'));
     await assert.rejects(
       p.wait(
-        'v',
+        'k',
         Date.now(),
         async () => undefined,
         async () => 'x',
