@@ -14,16 +14,7 @@ export interface KnownViolation {
   matches(v: Violation): boolean;
 }
 
-export const KNOWN_VIOLATIONS: KnownViolation[] = [
-  {
-    id: 'url-shaped-ids',
-    area: 'client: issue 11 item 1 (ids checked before they enter a Cinder URL, responses shape-checked)',
-    reason:
-      'an id "detail", "summary" or "backup:detail" makes Cinder answer with a list; the client returns ' +
-      'undefined and the caller throws TypeError (INTERNAL). Seen: ListSnapshots {"snapshot_id":"backup:detail"}',
-    matches: (v) => v.kind === 'INTERNAL' && /"(backup:)?(detail|summary)"/.test(v.request),
-  },
-];
+export const KNOWN_VIOLATIONS: KnownViolation[] = [];
 
 export function isKnown(v: Violation): KnownViolation | undefined {
   return KNOWN_VIOLATIONS.find((k) => k.matches(v));
