@@ -41,7 +41,8 @@ function parseList(v: string | undefined): string[] | undefined {
 }
 
 function toInt(field: string, v: string): number {
-  if (!/^\d+$/.test(v)) throw invalidArgument(`publish_context.${field} must be an integer, got '${v}'`);
+  if (!/^\d+$/.test(v))
+    throw invalidArgument(`publish_context.${field} must be an integer, got '${v.slice(0, 40)}'`);
   return Number(v);
 }
 

@@ -415,3 +415,38 @@ test('CSI error table: publish without staging path, target inside staging, inco
     );
   });
 });
+
+test('unstage removes the empty placeholders of publishes that never completed, and nothing else', async () => {
+  await withWorld(async (w) => {
+    const staging = path.join(w.root, 'staging', 'v3');
+    await w.svc.NodeStageVolume(
+      {
+        volume_id: 'v3',
+        staging_target_path: staging,
+        volume_capability: blockCap as never,
+        publish_context: { driver_volume_type: 'rbd' },
+        secrets: {},
+        volume_context: {},
+      },
+      ctx(),
+    );
+    // What a publish that crashed after creating its targets leaves: recorded, empty, unmounted.
+    const pods = path.join(w.root, 'pods', 'p3');
+    await mkdir(pods, { recursive: true });
+    const emptyFile = path.join(pods, 'dev');
+    const emptyDir = path.join(pods, 'mnt');
+    const refilled = path.join(pods, 'refilled');
+    await writeFile(emptyFile, '');
+    await mkdir(emptyDir);
+    await writeFile(refilled, 'somebody wrote here since');
+    const st = await w.svc.stateStore.get('v3');
+    assert.ok(st);
+    st.placeholders = [emptyFile, emptyDir, refilled, path.join(pods, 'gone')];
+    await w.svc.stateStore.put(st);
+
+    await w.svc.NodeUnstageVolume({ volume_id: 'v3', staging_target_path: staging }, ctx());
+    await assert.rejects(stat(emptyFile), { code: 'ENOENT' });
+    await assert.rejects(stat(emptyDir), { code: 'ENOENT' });
+    assert.equal(await readFile(refilled, 'utf8'), 'somebody wrote here since');
+  });
+});
