@@ -195,11 +195,11 @@ async function deleteAll(): Promise<void> {
 
 try {
   await cinder.negotiate();
-  // Warm-up: a running controller has learned its ready times (pacing.ts); give it three creates
-  // and three snapshots of history first, as after a few minutes of real use.
+  // Warm-up: a running controller has learned when to check (pacing.ts); give it eight creates
+  // and five snapshots of history first, as after a few minutes of real use.
   const warm = await svc.CreateVolume(createReq(`ctl-bench-warm-${rand()}`), ctx());
-  for (let i = 0; i < 2; i++) await svc.CreateVolume(createReq(`ctl-bench-warm-${rand()}`), ctx());
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 7; i++) await svc.CreateVolume(createReq(`ctl-bench-warm-${rand()}`), ctx());
+  for (let i = 0; i < 5; i++) {
     const s = await svc.CreateSnapshot(
       {
         name: `ctl-bench-warmsnap-${rand()}`,
