@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one benchmark (or all) with Node 24; each prints its own figures (bench/README.md).
-#   bash scripts/bench.sh startup|node-stage|controller|openstack-client [args...]
+#   bash scripts/bench.sh startup|node-stage|controller|openstack-client|fuzz [args...]
 #   bash scripts/bench.sh all
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,7 @@ NODE=$(bash scripts/ensure-node.sh)
 export PATH="$(dirname "$NODE"):$PATH"
 [ -d node_modules ] || bash scripts/npm-deps.sh
 name=${1:-}
-[ -n "$name" ] || { echo "usage: scripts/bench.sh startup|node-stage|controller|openstack-client|all [args]" >&2; exit 2; }
+[ -n "$name" ] || { echo "usage: scripts/bench.sh startup|node-stage|controller|openstack-client|fuzz|all [args]" >&2; exit 2; }
 shift
 run() {
   [ "$1" = startup ] && npm run --silent build

@@ -2,13 +2,14 @@
  * The fuzz run: the driver as a real process (`--mode all`, every root under a temp dir, the lab
  * Cinder through a throw-away Keystone user whose password is the planted secret), N generated
  * hostile requests over one gRPC channel with a concurrent Probe loop, and the invariants:
- *   0 INTERNAL, 0 UNKNOWN, every reply under 5 s, no message over ~1 KiB, the planted secret never
+ *   0 INTERNAL, 0 UNKNOWN, every reply under 5 s (unless the lab's own Cinder GETs were slow at that
+ *   moment: counted and printed, not failed), no message over ~1 KiB, the planted secret never
  *   in a reply or a log line, the connection never torn down (the channel never leaves READY and
  *   every Probe succeeds), the process alive, no file created outside its roots.
  * Every violation carries the seed and the (capped) request, so it can be replayed.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import {
   createWriteStream,
   existsSync,
@@ -24,12 +25,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, connectivityState, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import { loadCsiRoot, loadCsiServices } from '../../../src/grpc/proto.ts';
-import { LAB_KEYSTONE_URL } from '../lab.ts';
+import { LAB_CINDER_URL, LAB_KEYSTONE_URL } from '../lab.ts';
 import { describeRequest, type FuzzEnv, type Learned, Prng, RequestGenerator } from './generate.ts';
 import { createFuzzUser, keystoneToken, sweepCluster } from './keystone.ts';
 import { isKnown, type KnownViolation } from './known.ts';
 
 export const SLOW_MS = 5000;
+/** A baseline Cinder GET at least this slow means the lab itself was slow at that moment. */
+const LAB_SLOW_MS = 1000;
 const MESSAGE_MAX = 1100;
 const SERVICES = ['Identity', 'Controller', 'GroupController', 'Node'] as const;
 
@@ -53,6 +56,10 @@ export interface FuzzResult {
   p99LatencyMs: number;
   probes: { ok: number; failed: number };
   teardowns: number;
+  /** Replies over SLOW_MS while the lab's own baseline GETs were slow too (not counted as violations). */
+  slowWhileLabSlow: number;
+  /** The lab's baseline: direct Cinder GETs during the run (max latency). */
+  labMaxMs: number;
   violations: Violation[];
   knownViolations: Violation[];
   leftoversSwept: number;
@@ -133,6 +140,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
   const user = await createFuzzUser(`csi-fuzz-${run}`, secret);
   const logPath = join(dir, 'driver.log');
   let child: ChildProcess | undefined;
+  /** Background loops (Probe, lab baseline) run while this is true. */
+  const loops = { on: true };
   let client: Client | undefined;
   const learned: Learned = { volumes: new Set(), snapshots: new Set(), groupSnapshots: new Set() };
   try {
@@ -222,6 +231,29 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
       if (!err && performance.now() - t0 < 1000) break;
     }
 
+    // The lab's baseline during the run: a direct Cinder GET every 250 ms. A reply over SLOW_MS is
+    // a violation only when the lab answered its own GETs quickly at that time: on a machine too
+    // loaded for Cinder itself, the driver cannot be faster than the Cinder it waits for.
+    const labToken = await keystoneToken(user.name, secret);
+    const baseline: { t0: number; t1: number }[] = [];
+    const baselineLoop = (async () => {
+      while (loops.on) {
+        const t0 = performance.now();
+        await fetch(`${new URL(LAB_CINDER_URL).origin}/v3/${user.projectId}/volumes/${randomUUID()}`, {
+          headers: { 'x-auth-token': labToken },
+          signal: AbortSignal.timeout(30_000),
+        })
+          .then((r) => r.arrayBuffer())
+          .catch(() => undefined);
+        baseline.push({ t0, t1: performance.now() });
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    })();
+    const labSlowDuring = (t0: number, t1: number) =>
+      baseline.some((b) => b.t1 >= t0 && b.t0 <= t1 && b.t1 - b.t0 >= LAB_SLOW_MS);
+    let slowWhileLabSlow = 0;
+    const pendingSlow: { t0: number; t1: number; v: Violation }[] = [];
+
     // Teardown detector: the channel must stay READY from now on.
     let teardowns = 0;
     let watching = true;
@@ -230,6 +262,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
       if (!watching) return;
       channel.watchConnectivityState(state, Date.now() + 3_600_000, () => {
         const now = channel.getConnectivityState(false);
+        if (now === connectivityState.SHUTDOWN) return;
         if (watching && now !== connectivityState.READY) teardowns++;
         watch(now);
       });
@@ -244,9 +277,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
       else violations.push(v);
     };
     const probes = { ok: 0, failed: 0 };
-    let probing = true;
     const probeLoop = (async () => {
-      while (probing) {
+      while (loops.on) {
         const { err } = await call(probe, {}, false, 5000);
         if (err) {
           probes.failed++;
@@ -291,7 +323,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
         ...(err ? { message: err.details.slice(0, 300) } : {}),
       };
       if (code === 'INTERNAL' || code === 'UNKNOWN') report({ kind: code, ...base });
-      if (ms > SLOW_MS) report({ kind: 'slow', ...base });
+      if (ms > SLOW_MS) pendingSlow.push({ t0, t1: t0 + ms, v: { kind: 'slow', ...base } });
       if (err && Buffer.byteLength(err.details) > MESSAGE_MAX) report({ kind: 'long-message', ...base });
       const replyText = err ? `${err.details}` : JSON.stringify(res);
       if (replyText.includes(secret)) report({ kind: 'secret-in-reply', ...base });
@@ -302,8 +334,14 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
       while (next < opts.requests && !exited) await one(next++);
     });
     await Promise.all(workers);
-    probing = false;
+    loops.on = false;
     await probeLoop;
+    loops.on = false;
+    await baselineLoop;
+    for (const p of pendingSlow) {
+      if (labSlowDuring(p.t0, p.t1)) slowWhileLabSlow++;
+      else report(p.v);
+    }
 
     // Clean up through the driver: what the run created and learned about.
     await cleanupThroughDriver(call, all, learned, env.nodeId);
@@ -352,12 +390,15 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
       p99LatencyMs: Math.round(latencies[Math.floor(latencies.length * 0.99)] ?? 0),
       probes,
       teardowns,
+      slowWhileLabSlow,
+      labMaxMs: Math.round(Math.max(0, ...baseline.map((b) => b.t1 - b.t0))),
       violations,
       knownViolations,
       leftoversSwept: leftovers,
       logBytes: logText.length,
     };
   } finally {
+    loops.on = false;
     client?.close();
     if (child && child.exitCode === null) child.kill('SIGKILL');
     await user.remove().catch(() => undefined);
@@ -417,7 +458,7 @@ export function formatResult(r: FuzzResult): string {
   const lines = [
     `seed=${r.seed} requests=${r.requests} raw-frames=${r.rawFrames}`,
     `codes: ${codes}`,
-    `latency: max=${r.maxLatencyMs}ms (${r.maxLatencyRpc}) p99=${r.p99LatencyMs}ms`,
+    `latency: max=${r.maxLatencyMs}ms (${r.maxLatencyRpc}) p99=${r.p99LatencyMs}ms; over ${SLOW_MS} ms while the lab's own GETs took >= ${LAB_SLOW_MS} ms: ${r.slowWhileLabSlow}; lab GET max=${r.labMaxMs}ms`,
     `probes: ok=${r.probes.ok} failed=${r.probes.failed}; connection teardowns=${r.teardowns}`,
     `violations=${r.violations.length} known=${r.knownViolations.length}; leftovers swept=${r.leftoversSwept}; driver log ${r.logBytes} bytes`,
   ];
