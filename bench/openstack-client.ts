@@ -219,7 +219,9 @@ async function ensureVolumes(cinder: CinderClient): Promise<string[]> {
     if (pending.some((v) => v.status.startsWith('error'))) throw new Error('a bench volume went to error');
     if (Date.now() > deadline) {
       const stuck = pending.slice(0, 5).map((v) => `${v.id} ${v.status}`);
-      throw new Error(`set-up: ${pending.length} volumes not available after ${SETUP_LIMIT_MS / 1000} s (${stuck.join(', ')})`);
+      throw new Error(
+        `set-up: ${pending.length} volumes not available after ${SETUP_LIMIT_MS / 1000} s (${stuck.join(', ')})`,
+      );
     }
     if (pending.length === 0 && vols.length >= N) {
       if (missing > 0)

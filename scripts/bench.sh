@@ -11,7 +11,8 @@ name=${1:-}
 [ -n "$name" ] || { echo "usage: scripts/bench.sh startup|node-stage|controller|openstack-client|fuzz|all [args]" >&2; exit 2; }
 shift
 run() {
-  [ "$1" = startup ] && npm run --silent build
+  # startup.ts runs the image's program: the esbuild bundle (scripts/bundle.sh) via bin/cinder-csi.
+  [ "$1" = startup ] && npm run --silent bundle
   echo "== bench/$1.ts"
   node "bench/$1.ts" "${@:2}"
 }
