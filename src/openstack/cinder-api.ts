@@ -71,6 +71,8 @@ export interface CinderApi {
   ): Promise<Volume>;
   deleteVolume(id: string, opts?: CallOptions & { cascade?: boolean; force?: boolean }): Promise<void>;
   setVolumeMetadata(id: string, metadata: Record<string, string>, opts?: CallOptions): Promise<void>;
+  /** Replaces all of the volume's metadata (PUT; idempotent). */
+  replaceVolumeMetadata(id: string, metadata: Record<string, string>, opts?: CallOptions): Promise<void>;
   /** Removes one metadata key (404 when the key or the volume does not exist). */
   deleteVolumeMetadataKey(id: string, key: string, opts?: CallOptions): Promise<void>;
   /** `os-extend`; `online: true` for an in-use volume (needs 3.42, refused locally below). */

@@ -6,6 +6,7 @@ import { KeyedLocks } from '../../util/keyed-lock.ts';
 import type { Logger } from '../../util/logger.ts';
 import type { ConnectorSource } from '../connector-source.ts';
 import { aborted } from '../errors.ts';
+import { FailureMemory } from './failure-memory.ts';
 import { Pacer } from './pacing.ts';
 
 export interface ControllerOptions {
@@ -43,6 +44,10 @@ export const META = {
   attachmentPrefix: 'cinder.csi.dev.attachment.',
   /** On a backup-type CSI snapshot's temporary Cinder snapshot: the backup's CSI name. */
   backupOf: 'cinder.csi.dev/backup-of',
+  /** The content source a volume was created from: `snapshot:<id>`, `backup:<id>`, `volume:<id>`, `image:<ref>`. */
+  source: 'cinder.csi.dev/source',
+  /** Digest of the CreateVolume parameters that shape the volume but do not show on it (identity.ts). */
+  shape: 'cinder.csi.dev/shape',
 } as const;
 
 /** The provisioner's / snapshotter's `--extra-create-metadata` parameters, stored as metadata verbatim. */
@@ -62,12 +67,14 @@ export const BACKUP_ID_PREFIX = 'backup:';
 
 export interface Controller extends ControllerOptions {
   readonly locks: KeyedLocks;
+  /** Recent CreateVolume failures Cinder will repeat (scheduling), answered from memory for a while. */
+  readonly failures: FailureMemory;
   /** Learned ready times of creates, for well-timed first polls. */
   readonly pacer: Pacer;
 }
 
 export function makeController(opts: ControllerOptions): Controller {
-  return { ...opts, locks: new KeyedLocks(), pacer: new Pacer() };
+  return { ...opts, locks: new KeyedLocks(), pacer: new Pacer(), failures: new FailureMemory() };
 }
 
 /**

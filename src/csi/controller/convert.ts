@@ -67,8 +67,14 @@ export function topologyOf(c: Controller, v: Volume, requested?: string): csi.To
   return zone ? [{ segments: { [c.topologyKey]: zone } }] : [];
 }
 
+/**
+ * Cinder's view shows a volume's snapshot or source volume but not a backup it was restored from:
+ * that comes from the driver's source record (metadata `cinder.csi.dev/source`).
+ */
 export function contentSourceOf(v: Volume): csi.VolumeContentSource | null {
   if (v.snapshot_id) return { snapshot: { snapshot_id: v.snapshot_id } };
+  const recorded = v.metadata?.[META.source];
+  if (recorded?.startsWith(BACKUP_ID_PREFIX)) return { snapshot: { snapshot_id: recorded } };
   if (v.backup_id) return { snapshot: { snapshot_id: `${BACKUP_ID_PREFIX}${v.backup_id}` } };
   if (v.source_volid) return { volume: { volume_id: v.source_volid } };
   return null;

@@ -1,31 +1,39 @@
 /**
- * CreateVolume: idempotent by name (metadata marker `cinder.csi.dev/csi-name` + cluster id), waits
- * for `available` within the call's deadline, cleans up volumes that go to `error`.
+ * CreateVolume: idempotent by name, waits for `available` within the call's deadline, cleans up
+ * volumes that go to `error`. Identity (identity.ts): the Cinder name derived from the CSI name, the
+ * marker metadata, and a description tag that survives a backup restore.
  *
- * Flow: validate → lock the name (a concurrent call with the same name gets ABORTED) → look the
- * name up (an existing volume is checked for compatibility and returned, waiting if it is still
- * `creating`) → resolve the content source → POST /volumes → wait. If the deadline passes while
- * Cinder is still creating, the call fails with DEADLINE_EXCEEDED and the retry finds the same
- * volume by name. If the volume goes to `error`, the reason (Cinder user message) is returned with a
- * code chosen from it, and the failed volume is deleted.
+ * Flow: validate the whole request (create-plan.ts) → a recent scheduling failure of the same
+ * request is answered from memory (failure-memory.ts) → lock the name (a concurrent call with the
+ * same name gets ABORTED) → look the name up (an existing volume is compared with every shaping
+ * parameter and returned, waiting if it is still `creating`/`restoring-backup`, its metadata
+ * repaired after a restore) → resolve the content source → POST /volumes → wait → repair. If the
+ * deadline passes while Cinder is still working, the call fails with DEADLINE_EXCEEDED and the
+ * retry finds the same volume by name. If the volume goes to `error`, the reason (Cinder user
+ * message) is returned with a code chosen from it, and the failed volume is deleted.
+ * What each step leaves behind when its response is lost or the process dies: docs/design.md.
  */
 
 import type { CreateVolumeRequest, Volume } from '../../openstack/cinder-types.ts';
 import { WaitAbortedError, WaitFailedError } from '../../openstack/waiter.ts';
 import { AbortedError } from '../../util/abort.ts';
 import { classifyFailureReason, fromCloudError, latestUserMessage } from '../cloud-errors.ts';
-import { alreadyExists, CsiError, invalidArgument, notFound, unavailable } from '../errors.ts';
+import { alreadyExists, Code, CsiError, invalidArgument, notFound, unavailable } from '../errors.ts';
 import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
-import { BACKUP_ID_PREFIX, type Controller, lockKey, META, withLocks } from './context.ts';
-import { requestedZone, sizeFits, sizeGiB, toCsiVolume } from './convert.ts';
+import { type Controller, lockKey, META, withLocks } from './context.ts';
+import { sizeGiB, toCsiVolume } from './convert.ts';
 import {
-  isMultiNode,
-  markerMetadata,
-  parseMutableParams,
-  parseVolumeParams,
-  requireCapabilities,
-} from './params.ts';
+  incompatibilities,
+  type Plan,
+  planCreate,
+  plannedContentSource,
+  type Wanted,
+} from './create-plan.ts';
+import { cinderName, describedAsOurs, hasMarker, markerValue } from './identity.ts';
+
+/** Metadata key Cinder sets on a volume restored from a backup. */
+const SRC_BACKUP_ID = 'src_backup_id';
 
 interface Source {
   snapshot_id?: string;
@@ -41,81 +49,131 @@ export async function createVolume(
   req: csi.CreateVolumeRequest__Output,
   ctx: RpcContext,
 ): Promise<csi.CreateVolumeResponse> {
-  if (!req.name) throw invalidArgument('name is required');
-  requireCapabilities(req.volume_capabilities);
-  const params = parseVolumeParams(req.parameters);
-  const mutable = parseMutableParams(req.mutable_parameters);
-  const zone = requestedZone(c, params.availability, req.accessibility_requirements);
-  const type = mutable.type ?? params.type ?? c.defaultVolumeType;
-  const wanted = wantedSource(req.volume_content_source);
-  if (wanted && params.imageRef)
-    throw invalidArgument('imageRef cannot be combined with a volume content source');
-  const what = `create volume ${req.name}`;
+  const plan = planCreate(c, req);
+  const what = `create volume ${plan.name.slice(0, 128)}`;
+  c.failures.check(plan.memoryKey);
 
-  return withLocks(c, [lockKey.volumeName(req.name)], `volume name ${req.name}`, async () => {
+  return withLocks(c, [lockKey.volumeName(plan.name)], `volume name ${plan.name}`, async () => {
     try {
-      const existing = await findVolumeByName(c, req.name, ctx.signal);
-      if (existing) {
-        const problems = incompatibilities(c, existing, { req, type, zone, wanted });
-        if (problems.length > 0) {
-          throw alreadyExists(
-            `volume ${req.name} already exists as Cinder volume ${existing.id} with different parameters: ${problems.join('; ')}`,
-          );
-        }
-        ctx.log.info({ volumeId: existing.id, status: existing.status }, 'CreateVolume: volume exists');
-        const ready = await settle(c, existing, req.name, ctx);
-        return { volume: toCsiVolume(c, ready, zone) };
-      }
+      const existing = await findVolumeByName(c, plan.name, ctx.signal);
+      if (existing) return { volume: await adopt(c, existing, plan, req, ctx) };
 
-      const source = wanted ? await resolveSource(c, wanted, ctx.signal) : undefined;
+      const source = plan.wanted ? await resolveSource(c, plan.wanted, ctx.signal) : undefined;
       const size = sizeGiB(req.capacity_range, source?.sizeGiB ?? 1);
-      if (req.volume_capabilities.some(isMultiNode)) await requireMultiattachType(c, type, ctx.signal);
+      if (plan.multi) await requireMultiattachType(c, plan.type, ctx.signal);
 
       const body: CreateVolumeRequest = {
         size,
-        name: req.name,
-        description: describe(c, params.metadata),
-        metadata: { ...params.metadata, ...markerMetadata(req.name, c.clusterId) },
+        name: plan.cinderName,
+        description: plan.description,
+        metadata: plan.metadata,
       };
-      if (type) body.volume_type = type;
-      if (zone && !c.ignoreVolumeAZ) body.availability_zone = zone;
-      if (params.imageRef) body.imageRef = params.imageRef;
-      if (params.schedulerHints) body.scheduler_hints = params.schedulerHints;
+      if (plan.type) body.volume_type = plan.type;
+      if (plan.zone && !c.ignoreVolumeAZ) body.availability_zone = plan.zone;
+      if (plan.params.imageRef) body.imageRef = plan.params.imageRef;
+      if (plan.params.schedulerHints) body.scheduler_hints = plan.params.schedulerHints;
       if (source?.snapshot_id) body.snapshot_id = source.snapshot_id;
       if (source?.source_volid) body.source_volid = source.source_volid;
       if (source?.backup_id) body.backup_id = source.backup_id;
 
       const startedAt = Date.now();
       const created = await c.cinder.createVolume(body, { signal: ctx.signal });
-      ctx.log.info({ volumeId: created.id, size, type, zone }, 'CreateVolume: Cinder volume created');
-      const kind = `volume|${type ?? ''}|${wanted?.kind ?? (params.imageRef ? 'image' : 'none')}`;
-      const ready = await settle(c, created, req.name, ctx, { kind, startedAt });
-      await checkPlacement(c, ready, zone, req.accessibility_requirements, ctx);
-      return { volume: toCsiVolume(c, ready, zone) };
+      ctx.log.info(
+        { volumeId: created.id, size, type: plan.type, zone: plan.zone },
+        'CreateVolume: Cinder volume created',
+      );
+      const kind = `volume|${plan.type ?? ''}|${plan.wanted?.kind ?? (plan.params.imageRef ? 'image' : 'none')}`;
+      return { volume: await finish(c, created, plan, ctx, { kind, startedAt }) };
     } catch (err) {
       throw fromCloudError(err, what, { signal: ctx.signal });
     }
   });
 }
 
-/** This cluster's volume carrying the CSI name, if any (the oldest when there are several). */
+/** The idempotent path: a volume with this name exists (made by an earlier try of this request?). */
+async function adopt(
+  c: Controller,
+  existing: Volume,
+  plan: Plan,
+  req: csi.CreateVolumeRequest__Output,
+  ctx: RpcContext,
+): Promise<csi.Volume> {
+  ctx.log.info({ volumeId: existing.id, status: existing.status }, 'CreateVolume: volume exists');
+  if (existing.status === 'error') return failCreate(c, existing.id, plan, undefined, ctx);
+  if (String(existing.status).includes('deleting')) {
+    throw unavailable(
+      `volume ${plan.name.slice(0, 128)} (Cinder volume ${existing.id}) is being deleted; retry once it is gone`,
+    );
+  }
+  const { problems, zoneOnly } = incompatibilities(c, existing, plan, req);
+  if (zoneOnly && existing.metadata?.[META.shape] === plan.shape) {
+    // This very request made it and died before checkPlacement could remove the misplaced volume.
+    await checkPlacement(c, existing, plan, ctx);
+  }
+  if (problems.length > 0) {
+    throw alreadyExists(
+      `volume ${plan.name.slice(0, 128)} already exists as Cinder volume ${existing.id} with different parameters: ${problems.join('; ')}`,
+    );
+  }
+  return finish(c, existing, plan, ctx);
+}
+
+/** Waits for `available`, repairs the metadata a restore replaced, checks the zone, answers. */
+async function finish(
+  c: Controller,
+  v: Volume,
+  plan: Plan,
+  ctx: RpcContext,
+  paced?: { kind: string; startedAt: number },
+): Promise<csi.Volume> {
+  let ready = await settle(c, v, plan, ctx, paced);
+  ready = await repairMetadata(c, ready, plan, ctx);
+  await checkPlacement(c, ready, plan, ctx);
+  c.failures.forget(plan.memoryKey);
+  return { ...toCsiVolume(c, ready, plan.zone), content_source: plannedContentSource(plan) };
+}
+
+/**
+ * Cinder's backup restore replaces the target's metadata with the backed-up volume's (its CSI
+ * marker, source and attachment records included): put back exactly the metadata this request
+ * gives the volume. Idempotent (PUT); a lost response or a crash leaves it for the retry, which
+ * recognises the volume by its name and description tag.
+ */
+async function repairMetadata(c: Controller, v: Volume, plan: Plan, ctx: RpcContext): Promise<Volume> {
+  const intact =
+    hasMarker(v.metadata, plan.name, c.clusterId) && v.metadata?.[META.source] === plan.metadata[META.source];
+  if (intact) return v;
+  const metadata = { ...plan.metadata };
+  const cinderOwn = v.metadata?.[SRC_BACKUP_ID]; // Cinder's own record of the restore: kept
+  if (cinderOwn) metadata[SRC_BACKUP_ID] = cinderOwn;
+  await c.cinder.replaceVolumeMetadata(v.id, metadata, { signal: ctx.signal });
+  ctx.log.info({ volumeId: v.id }, 'CreateVolume: restored the driver metadata a backup restore replaced');
+  return { ...v, metadata };
+}
+
+/**
+ * This cluster's volume for the CSI name, if any (the oldest when there are several). Looked up by
+ * the Cinder name alone, so that a volume whose metadata a backup restore replaced is still found
+ * (by its description tag) while it is `restoring-backup` and after; a volume with the name but
+ * another cluster's or another name's identity is not ours and is ignored.
+ */
 export async function findVolumeByName(
   c: Controller,
   name: string,
   signal: AbortSignal,
 ): Promise<Volume | undefined> {
-  const page = await c.cinder.listVolumesPage(
-    { name, metadata: { [META.csiName]: name, [META.cluster]: c.clusterId } },
-    { signal },
-  );
+  const cn = cinderName(name);
+  const page = await c.cinder.listVolumesPage({ name: cn }, { signal });
   const mine = page.items.filter(
-    (v) => v.metadata?.[META.csiName] === name && v.metadata?.[META.cluster] === c.clusterId,
+    (v) =>
+      v.name === cn &&
+      (hasMarker(v.metadata, name, c.clusterId) ||
+        (v.metadata?.[META.csiName] !== markerValue(name) && describedAsOurs(v.description, c.clusterId))),
   );
   mine.sort((a, b) => (a.created_at < b.created_at ? -1 : 1));
   return mine.find((v) => !String(v.status).startsWith('delet')) ?? mine[0];
 }
 
-/** Waits until the volume is usable; handles the error and deleting states. */
 /**
  * Waits until the volume is usable; handles the error and deleting states. `paced`: a volume this
  * call just created, first polled at the times the pacer learned for its kind (pacing.ts).
@@ -123,15 +181,16 @@ export async function findVolumeByName(
 async function settle(
   c: Controller,
   v: Volume,
-  name: string,
+  plan: Plan,
   ctx: RpcContext,
   paced?: { kind: string; startedAt: number },
 ): Promise<Volume> {
+  const name = plan.name.slice(0, 128);
   const status = String(v.status);
   if (status === 'deleting' || status === 'error_deleting') {
     throw unavailable(`volume ${name} (Cinder volume ${v.id}) is being deleted; retry once it is gone`);
   }
-  if (status === 'error') return failCreate(c, v.id, name, undefined, ctx);
+  if (status === 'error') return failCreate(c, v.id, plan, undefined, ctx);
   if (status !== 'creating' && status !== 'downloading' && status !== 'restoring-backup') return v;
   const wait = async (): Promise<Volume> => {
     const ready = await c.cinder.waitForVolume(v.id, {
@@ -151,7 +210,7 @@ async function settle(
   try {
     return paced ? await c.pacer.wait(paced.kind, paced.startedAt, check, wait, ctx.signal) : await wait();
   } catch (err) {
-    if (err instanceof WaitFailedError) return failCreate(c, v.id, name, err.reason, ctx);
+    if (err instanceof WaitFailedError) return failCreate(c, v.id, plan, err.reason, ctx);
     if (err instanceof AbortedError) {
       const last = err instanceof WaitAbortedError ? err.lastStatus : undefined;
       throw fromCloudError(err, `create volume ${name}`, {
@@ -166,32 +225,37 @@ async function settle(
 /**
  * The volume went to `error`: find out why (Cinder user messages), delete it, and fail with a code
  * matching the cause. The delete is best effort and not bound to the call's deadline; a volume
- * that cannot be deleted now is found (in `error`) and deleted by the retry.
+ * that cannot be deleted now is found (in `error`) and deleted by the retry. A failure Cinder would
+ * only repeat (no capacity: RESOURCE_EXHAUSTED) is remembered for the same request once the
+ * volume is deleted, so the provisioner's retries do not create and delete it again and again.
  */
 async function failCreate(
   c: Controller,
   id: string,
-  name: string,
+  plan: Plan,
   reason: string | undefined,
   ctx: RpcContext,
 ): Promise<never> {
+  const name = plan.name.slice(0, 128);
   const why =
     reason ??
     (await latestUserMessage(c.cinder, id, ctx.signal)) ??
     'Cinder gave no reason (no user message)';
+  const failure = new CsiError(
+    classifyFailureReason(why),
+    `create volume ${name}: Cinder volume ${id} went to error: ${why.slice(0, 512)}`,
+  );
   try {
     await c.cinder.deleteVolume(id, { signal: AbortSignal.timeout(30_000) });
     ctx.log.warn({ volumeId: id, reason: why }, 'CreateVolume: volume went to error; deleted it');
+    if (failure.code === Code.RESOURCE_EXHAUSTED) c.failures.remember(plan.memoryKey, failure);
   } catch (err) {
     ctx.log.warn(
       { volumeId: id, err: (err as Error).message },
       'CreateVolume: could not delete failed volume',
     );
   }
-  throw new CsiError(
-    classifyFailureReason(why),
-    `create volume ${name}: Cinder volume ${id} went to error: ${why}`,
-  );
+  throw failure;
 }
 
 /**
@@ -199,16 +263,10 @@ async function failCreate(
  * requested one does not exist. Such a volume violates the CO's topology requirement: delete it
  * and refuse, naming both zones.
  */
-async function checkPlacement(
-  c: Controller,
-  v: Volume,
-  zone: string | undefined,
-  req: csi.TopologyRequirement__Output | null | undefined,
-  ctx: RpcContext,
-): Promise<void> {
+async function checkPlacement(c: Controller, v: Volume, plan: Plan, ctx: RpcContext): Promise<void> {
+  const zone = plan.zone;
   if (!zone || c.ignoreVolumeAZ) return;
-  const allowed = new Set([zone, ...(req?.requisite ?? []).map((t) => t.segments?.[c.topologyKey])]);
-  if (v.availability_zone && allowed.has(v.availability_zone)) return;
+  if (v.availability_zone && plan.allowedZones.has(v.availability_zone)) return;
   await c.cinder.deleteVolume(v.id, { signal: AbortSignal.timeout(30_000) }).catch((err) => {
     ctx.log.warn(
       { volumeId: v.id, err: (err as Error).message },
@@ -220,24 +278,6 @@ async function checkPlacement(
       '(zone fallback: the requested zone does not exist in Cinder); the volume was deleted. ' +
       'Fix the StorageClass availability / node topology, or set ignore-volume-az',
   );
-}
-
-type Wanted = { kind: 'snapshot' | 'backup' | 'volume'; id: string };
-
-function wantedSource(src: csi.VolumeContentSource__Output | null | undefined): Wanted | undefined {
-  if (!src) return undefined;
-  if (src.snapshot) {
-    const id = src.snapshot.snapshot_id;
-    if (!id) throw invalidArgument('volume_content_source.snapshot.snapshot_id is required');
-    return id.startsWith(BACKUP_ID_PREFIX)
-      ? { kind: 'backup', id: id.slice(BACKUP_ID_PREFIX.length) }
-      : { kind: 'snapshot', id };
-  }
-  if (src.volume) {
-    if (!src.volume.volume_id) throw invalidArgument('volume_content_source.volume.volume_id is required');
-    return { kind: 'volume', id: src.volume.volume_id };
-  }
-  return undefined;
 }
 
 async function resolveSource(c: Controller, w: Wanted, signal: AbortSignal): Promise<Source> {
@@ -270,43 +310,6 @@ async function resolveSource(c: Controller, w: Wanted, signal: AbortSignal): Pro
   return { source_volid: v.id, sizeGiB: v.size, zone: v.availability_zone };
 }
 
-function incompatibilities(
-  c: Controller,
-  v: Volume,
-  want: {
-    req: csi.CreateVolumeRequest__Output;
-    type: string | undefined;
-    zone: string | undefined;
-    wanted: Wanted | undefined;
-  },
-): string[] {
-  const out: string[] = [];
-  if (!sizeFits(v.size, want.req.capacity_range))
-    out.push(`size ${v.size} GiB is outside the requested capacity range`);
-  if (want.type && v.volume_type !== want.type && v.volume_type_id !== want.type) {
-    out.push(`volume type is ${v.volume_type}, not ${want.type}`);
-  }
-  if (want.zone && !c.ignoreVolumeAZ && v.availability_zone !== want.zone) {
-    out.push(`availability zone is ${v.availability_zone}, not ${want.zone}`);
-  }
-  const has = {
-    snapshot: v.snapshot_id ?? undefined,
-    backup: v.backup_id ?? undefined,
-    volume: v.source_volid ?? undefined,
-  };
-  const src = has.snapshot
-    ? `snapshot ${has.snapshot}`
-    : has.backup
-      ? `backup ${has.backup}`
-      : has.volume
-        ? `volume ${has.volume}`
-        : 'none';
-  const wantSrc = want.wanted ? `${want.wanted.kind} ${want.wanted.id}` : 'none';
-  if (src !== wantSrc) out.push(`content source is ${src}, not ${wantSrc}`);
-  if (want.req.volume_capabilities.some(isMultiNode) && !v.multiattach) out.push('it is not multiattach');
-  return out;
-}
-
 async function requireMultiattachType(
   c: Controller,
   type: string | undefined,
@@ -325,10 +328,4 @@ async function requireMultiattachType(
       `a multi-node access mode needs a multiattach volume type; type ${t.name} lacks multiattach="<is> True"`,
     );
   }
-}
-
-function describe(c: Controller, metadata: Record<string, string>): string {
-  const ns = metadata['csi.storage.k8s.io/pvc/namespace'];
-  const pvc = metadata['csi.storage.k8s.io/pvc/name'];
-  return ns && pvc ? `Created by ${c.driverName} for PVC ${ns}/${pvc}` : `Created by ${c.driverName}`;
 }

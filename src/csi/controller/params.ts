@@ -10,7 +10,11 @@
  *   metadata        extra metadata for the Cinder volume: `key=value,...` or a JSON object of strings
  *   csi.storage.k8s.io/pvc/name, /pvc/namespace, /pv/name  (external-provisioner
  *                   `--extra-create-metadata`): stored verbatim as volume metadata
- * Anything else is INVALID_ARGUMENT naming the unknown keys.
+ *   fsType (any case, e.g. `fstype`) external-provisioner takes it as the filesystem type (it
+ *                   reaches the node in the volume capability) but still passes it on: ignored here
+ * Anything else is INVALID_ARGUMENT naming the unknown keys. Every value that reaches Cinder must be
+ * storable there: no control characters and no 4-byte UTF-8 (Cinder's MySQL columns are 3-byte
+ * utf8 and answer such text with HTTP 500), at most 255 characters.
  *
  * Mutable parameters (CreateVolume `mutable_parameters`, ControllerModifyVolume):
  *   type            volume type to retype to
@@ -25,7 +29,7 @@
 
 import { invalidArgument } from '../errors.ts';
 import type * as csi from '../generated/csi/v1/index.ts';
-import { META, SNAPSHOT_EXTRA_METADATA, VOLUME_EXTRA_METADATA } from './context.ts';
+import { SNAPSHOT_EXTRA_METADATA, VOLUME_EXTRA_METADATA } from './context.ts';
 
 export interface VolumeParams {
   type?: string;
@@ -58,11 +62,21 @@ const VOLUME_KEYS = new Set<string>([
 const MUTABLE_KEYS = new Set<string>(['type', 'migrationPolicy']);
 const SNAPSHOT_KEYS = new Set<string>(['type', 'force', ...SNAPSHOT_EXTRA_METADATA]);
 
+/** The provisioner's filesystem type key, in any case (`fsType`, `fstype`, `FSTYPE`). */
+const isFsTypeKey = (k: string) => k.toLowerCase() === 'fstype';
+
 function rejectUnknown(params: Record<string, string>, allowed: ReadonlySet<string>, what: string): void {
-  const unknown = Object.keys(params).filter((k) => !allowed.has(k));
+  const unknown = Object.keys(params).filter(
+    (k) => !allowed.has(k) && !(allowed === VOLUME_KEYS && isFsTypeKey(k)),
+  );
   if (unknown.length > 0) {
     throw invalidArgument(
-      `unknown ${what} ${unknown.map((k) => `"${k}"`).join(', ')}; supported: ${[...allowed].join(', ')}`,
+      `unknown ${what} ${unknown
+        .slice(0, 5)
+        .map((k) => `"${k.slice(0, 40)}"`)
+        .join(
+          ', ',
+        )}${unknown.length > 5 ? ` and ${unknown.length - 5} more` : ''}; supported: ${[...allowed].join(', ')}`,
     );
   }
 }
@@ -97,9 +111,25 @@ function parseMap(value: string, what: string): Record<string, string> {
   return out;
 }
 
+const UNSTORABLE = /[\u0000-\u001f\u007f]|[\u{10000}-\u{10ffff}]|[\ud800-\udfff]/u;
+
+/** INVALID_ARGUMENT unless Cinder can store `value` (see the module comment). */
+export function checkCinderText(value: string, what: string, max = 255): string {
+  if (value.length > max) throw invalidArgument(`${what} is longer than ${max} characters`);
+  if (UNSTORABLE.test(value)) {
+    throw invalidArgument(
+      `${what} contains a control character or a 4-byte UTF-8 character (e.g. an emoji), which Cinder cannot store`,
+    );
+  }
+  return value;
+}
+
 export function parseVolumeParams(params: Record<string, string> | undefined): VolumeParams {
   const p = params ?? {};
   rejectUnknown(p, VOLUME_KEYS, 'StorageClass parameter(s)');
+  for (const k of ['type', 'availability', 'imageRef'] as const) {
+    if (p[k]) checkCinderText(p[k], `parameter ${k}`);
+  }
   const out: VolumeParams = { metadata: {} };
   if (p['type']) out.type = p['type'];
   if (p['availability']) out.availability = p['availability'];
@@ -111,10 +141,16 @@ export function parseVolumeParams(params: Record<string, string> | undefined): V
     if (reserved.length > 0)
       throw invalidArgument(`parameter metadata: keys ${reserved.join(', ')} are reserved`);
   }
-  for (const k of VOLUME_EXTRA_METADATA) if (p[k]) out.metadata[k] = p[k];
+  for (const k of VOLUME_EXTRA_METADATA) if (p[k]) out.metadata[k] = checkCinderText(p[k], `parameter ${k}`);
   for (const [k, v] of Object.entries(out.metadata)) {
     if (k.length > 255 || v.length > 255)
       throw invalidArgument(`metadata "${k.slice(0, 40)}": Cinder allows 255 characters`);
+    checkCinderText(k, 'a metadata key');
+    checkCinderText(v, `metadata "${k.slice(0, 40)}"`);
+  }
+  for (const [k, v] of Object.entries(out.schedulerHints ?? {})) {
+    checkCinderText(k, 'a schedulerHints key');
+    checkCinderText(v, `schedulerHints "${k.slice(0, 40)}"`);
   }
   return out;
 }
@@ -132,7 +168,7 @@ export function parseMutableParams(params: Record<string, string> | undefined): 
     throw invalidArgument('mutable parameter migrationPolicy only applies together with type');
   }
   const out: MutableParams = { migrationPolicy: policy };
-  if (p['type']) out.type = p['type'];
+  if (p['type']) out.type = checkCinderText(p['type'], 'mutable parameter type');
   return out;
 }
 
@@ -147,13 +183,8 @@ export function parseSnapshotParams(params: Record<string, string> | undefined):
   if (force !== 'true' && force !== 'false')
     throw invalidArgument('VolumeSnapshotClass parameter force must be true or false');
   const metadata: Record<string, string> = {};
-  for (const k of SNAPSHOT_EXTRA_METADATA) if (p[k]) metadata[k] = p[k];
+  for (const k of SNAPSHOT_EXTRA_METADATA) if (p[k]) metadata[k] = checkCinderText(p[k], `parameter ${k}`);
   return { kind, force: force === 'true', metadata };
-}
-
-/** Identity metadata the driver puts on every volume/snapshot it creates. */
-export function markerMetadata(name: string, clusterId: string): Record<string, string> {
-  return { [META.csiName]: name, [META.cluster]: clusterId };
 }
 
 // ---------------------------------------------------------------- capabilities

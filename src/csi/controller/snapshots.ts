@@ -32,8 +32,9 @@ import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
 import { BACKUP_ID_PREFIX, type Controller, lockKey, META, softDeadline, withLocks } from './context.ts';
 import { backupToCsiSnapshot, toCsiSnapshot } from './convert.ts';
+import { checkName, cinderName, hasMarker, markerMetadata, markerValue } from './identity.ts';
 import { cinderPage } from './paging.ts';
-import { markerMetadata, parseSnapshotParams, type SnapshotParams } from './params.ts';
+import { parseSnapshotParams, type SnapshotParams } from './params.ts';
 
 const _UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DEFAULT_SNAPSHOT_WAIT_MS = 60_000;
@@ -45,10 +46,10 @@ export async function createSnapshot(
   req: csi.CreateSnapshotRequest__Output,
   ctx: RpcContext,
 ): Promise<csi.CreateSnapshotResponse> {
-  if (!req.name) throw invalidArgument('name is required');
-  if (!req.source_volume_id) throw invalidArgument('source_volume_id is required');
+  checkName(req.name);
+  checkName(req.source_volume_id, 'source_volume_id');
   const params = parseSnapshotParams(req.parameters);
-  const what = `create snapshot ${req.name} of volume ${req.source_volume_id}`;
+  const what = `create snapshot ${req.name.slice(0, 128)} of volume ${req.source_volume_id.slice(0, 128)}`;
   return withLocks(c, [lockKey.snapshotName(req.name)], `snapshot name ${req.name}`, async () => {
     try {
       const snapshot =
@@ -83,10 +84,9 @@ async function sourceVolume(c: Controller, id: string, ctx: RpcContext, force: b
 }
 
 async function findSnapshot(c: Controller, name: string, signal: AbortSignal): Promise<Snapshot | undefined> {
-  const page = await c.cinder.listSnapshotsPage({ name }, { signal });
-  return page.items.find(
-    (s) => s.metadata?.[META.csiName] === name && s.metadata?.[META.cluster] === c.clusterId,
-  );
+  const cn = cinderName(name);
+  const page = await c.cinder.listSnapshotsPage({ name: cn }, { signal });
+  return page.items.find((s) => s.name === cn && hasMarker(s.metadata, name, c.clusterId));
 }
 
 async function createPlainSnapshot(
@@ -115,7 +115,7 @@ async function createPlainSnapshot(
     s = await c.cinder.createSnapshot(
       {
         volume_id: v.id,
-        name: req.name,
+        name: cinderName(req.name),
         description: `Created by ${c.driverName}`,
         force: v.status === 'in-use' ? true : undefined,
         metadata: { ...params.metadata, ...markerMetadata(req.name, c.clusterId) },
@@ -177,28 +177,41 @@ async function failSnapshot(
 
 // ---------------------------------------------------------------- backups
 
-const tmpName = (name: string) => `${name}-tmp`;
+/** The temporary snapshot of the backup whose Cinder name is `backupName`. */
+const tmpName = (backupName: string) => `${backupName}-tmp`;
 
 async function findBackup(c: Controller, name: string, signal: AbortSignal): Promise<Backup | undefined> {
-  for await (const b of c.cinder.listBackups({ name }, { signal })) {
-    if (b.name === name && (b.metadata?.[META.cluster] ?? c.clusterId) === c.clusterId) return b;
+  const cn = cinderName(name);
+  for await (const b of c.cinder.listBackups({ name: cn }, { signal })) {
+    // Backups carry metadata only from microversion 3.43; older ones are matched by name alone.
+    const marker = b.metadata?.[META.csiName];
+    if (
+      b.name === cn &&
+      (b.metadata?.[META.cluster] ?? c.clusterId) === c.clusterId &&
+      (marker === undefined || marker === markerValue(name))
+    )
+      return b;
   }
   return undefined;
 }
 
+/** `backupName`: the backup's Cinder name (cinderName of its CSI name). */
 async function findTempSnapshot(
   c: Controller,
-  name: string,
+  backupName: string,
   signal: AbortSignal,
 ): Promise<Snapshot | undefined> {
-  const page = await c.cinder.listSnapshotsPage({ name: tmpName(name) }, { signal });
+  const page = await c.cinder.listSnapshotsPage({ name: tmpName(backupName) }, { signal });
   return page.items.find(
-    (s) => s.metadata?.[META.backupOf] === name && s.metadata?.[META.cluster] === c.clusterId,
+    (s) =>
+      s.name === tmpName(backupName) &&
+      s.metadata?.[META.backupOf] !== undefined &&
+      s.metadata?.[META.cluster] === c.clusterId,
   );
 }
 
-async function deleteTempSnapshot(c: Controller, name: string, ctx: RpcContext): Promise<void> {
-  const tmp = await findTempSnapshot(c, name, ctx.signal);
+async function deleteTempSnapshot(c: Controller, backupName: string, ctx: RpcContext): Promise<void> {
+  const tmp = await findTempSnapshot(c, backupName, ctx.signal);
   if (!tmp) return;
   // Cinder puts the source snapshot back to `available` only after the backup is marked done: a
   // delete in between is refused ("status must be available or error"), so wait for it first.
@@ -213,7 +226,7 @@ async function deleteTempSnapshot(c: Controller, name: string, ctx: RpcContext):
   await c.cinder.deleteSnapshot(tmp.id, { signal: ctx.signal }).catch((err) => {
     if (!isNotFound(err)) throw err;
   });
-  ctx.log.info({ snapshotId: tmp.id, backup: name }, 'deleted temporary snapshot of backup');
+  ctx.log.info({ snapshotId: tmp.id, backup: backupName }, 'deleted temporary snapshot of backup');
 }
 
 async function createBackupSnapshot(
@@ -230,14 +243,14 @@ async function createBackupSnapshot(
   }
   if (!b) {
     const v = await sourceVolume(c, req.source_volume_id, ctx, params.force);
-    let tmp = await findTempSnapshot(c, req.name, ctx.signal);
+    let tmp = await findTempSnapshot(c, cinderName(req.name), ctx.signal);
     tmp ??= await c.cinder.createSnapshot(
       {
         volume_id: v.id,
-        name: tmpName(req.name),
-        description: `Temporary snapshot for backup ${req.name}, created by ${c.driverName}`,
+        name: tmpName(cinderName(req.name)),
+        description: `Temporary snapshot for backup ${cinderName(req.name)}, created by ${c.driverName}`,
         force: v.status === 'in-use' ? true : undefined,
-        metadata: { [META.backupOf]: req.name, [META.cluster]: c.clusterId },
+        metadata: { [META.backupOf]: markerValue(req.name), [META.cluster]: c.clusterId },
       },
       { signal: ctx.signal },
     );
@@ -253,7 +266,7 @@ async function createBackupSnapshot(
       {
         volume_id: v.id,
         snapshot_id: tmp.id,
-        name: req.name,
+        name: cinderName(req.name),
         description: `Created by ${c.driverName}`,
         ...(c.cinder.supports('3.43')
           ? { metadata: { ...params.metadata, ...markerMetadata(req.name, c.clusterId) } }
@@ -261,20 +274,28 @@ async function createBackupSnapshot(
       },
       { signal: ctx.signal },
     );
+    // Cinder answers POST /backups with the id, name and links only: fill in what is known.
+    b = {
+      ...b,
+      volume_id: b.volume_id ?? v.id,
+      size: b.size ?? v.size,
+      status: b.status ?? 'creating',
+      created_at: b.created_at ?? new Date().toISOString(),
+    };
     ctx.log.info({ backupId: b.id, volumeId: v.id }, 'CreateSnapshot: Cinder backup created');
   }
   if (b.status !== 'available') {
-    if (String(b.status).startsWith('error')) return failBackup(c, b, req.name, ctx);
+    if (String(b.status).startsWith('error')) return failBackup(c, b, cinderName(req.name), ctx);
     const signal = softDeadline(ctx.signal, ctx.deadline, c.snapshotWaitMs ?? DEFAULT_SNAPSHOT_WAIT_MS);
     try {
       b = (await c.cinder.waitForBackup(b.id, { target: ['available'], signal })) ?? b;
     } catch (err) {
-      if (err instanceof WaitFailedError) return failBackup(c, b, req.name, ctx);
+      if (err instanceof WaitFailedError) return failBackup(c, b, cinderName(req.name), ctx);
       if (!(err instanceof WaitAbortedError) || ctx.signal.aborted) throw err;
       return backupToCsiSnapshot(b); // still creating: ready_to_use=false, the snapshotter calls again
     }
   }
-  await deleteTempSnapshot(c, req.name, ctx);
+  await deleteTempSnapshot(c, cinderName(req.name), ctx);
   return backupToCsiSnapshot(b);
 }
 

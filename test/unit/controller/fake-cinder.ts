@@ -158,7 +158,7 @@ export class FakeCinder implements CinderApi {
       volume_type_id: type.id,
       snapshot_id: req.snapshot_id ?? null,
       source_volid: req.source_volid ?? null,
-      backup_id: req.backup_id ?? null,
+      // Cinder's volume view has no backup field: a restored volume does not show its backup.
       description: req.description ?? null,
       metadata: { ...(req.metadata ?? {}) },
       multiattach: type.extra_specs?.['multiattach'] === '<is> True',
@@ -167,6 +167,7 @@ export class FakeCinder implements CinderApi {
       updated_at: null,
     };
     this.volumes.set(id, v);
+    if (req.backup_id) this.#restoring.set(id, req.backup_id);
     if (!this.holdCreating) this.#later(() => this.finishCreating(id));
     return structuredClone(v);
   }
@@ -188,9 +189,18 @@ export class FakeCinder implements CinderApi {
         created_at: this.#now(),
       });
     } else {
+      const backupId = this.#restoring.get(id);
+      this.#restoring.delete(id);
+      if (backupId) {
+        // Like Cinder's restore: the backed-up volume's metadata replaces the target's, plus src_backup_id.
+        v.metadata = { ...(this.#backedUpMetadata.get(backupId) ?? {}), src_backup_id: backupId };
+      }
       v.status = 'available';
     }
   }
+
+  readonly #restoring = new Map<string, string>();
+  readonly #backedUpMetadata = new Map<string, Record<string, string>>();
 
   async getVolume(id: string, opts?: CallOptions): Promise<Volume> {
     this.#call('getVolume', opts);
@@ -264,6 +274,17 @@ export class FakeCinder implements CinderApi {
     const v = this.volumes.get(id);
     if (!v) throw fail(404, `Volume ${id} could not be found.`);
     Object.assign(v.metadata, metadata);
+  }
+
+  async replaceVolumeMetadata(
+    id: string,
+    metadata: Record<string, string>,
+    opts?: CallOptions,
+  ): Promise<void> {
+    this.#call('replaceVolumeMetadata', opts);
+    const v = this.volumes.get(id);
+    if (!v) throw fail(404, `Volume ${id} could not be found.`);
+    v.metadata = { ...metadata };
   }
 
   async deleteVolumeMetadataKey(id: string, key: string, opts?: CallOptions): Promise<void> {
@@ -622,13 +643,15 @@ export class FakeCinder implements CinderApi {
       created_at: this.#now(),
     };
     this.backups.set(b.id, b);
+    this.#backedUpMetadata.set(b.id, { ...v.metadata });
     // Like the lab (no cinder-backup service): the request is accepted, the backup then fails.
     this.#later(() => {
       b.status = this.backupService ? 'available' : 'error';
       if (!this.backupService) b.fail_reason = 'Service not found for creating backup.';
       if (snap) snap.status = 'available';
     }, this.delayMs * 3);
-    return structuredClone(b);
+    // Like Cinder: POST /backups answers with the id and name only.
+    return { id: b.id, name: b.name } as Backup;
   }
   async getBackup(id: string, opts?: CallOptions): Promise<Backup> {
     this.#call('getBackup', opts);

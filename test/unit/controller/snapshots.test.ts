@@ -120,10 +120,25 @@ describe('CreateSnapshot', () => {
       }),
       ctx(),
     );
-    assert.equal(
-      cinder.volumes.get(restored.volume?.volume_id ?? '')?.backup_id,
-      sid.slice(BACKUP_ID_PREFIX.length),
+    // Cinder's volume view shows no backup id: the requested source comes back all the same
+    // (external-provisioner v5+ deletes a volume whose content_source differs from the request).
+    assert.deepEqual(restored.volume?.content_source, { snapshot: { snapshot_id: sid } });
+    const rv = cinder.volumes.get(restored.volume?.volume_id ?? '');
+    // The restore replaced the metadata with the backed-up volume's (CSI name 'snap-src'); repaired.
+    assert.equal(rv?.metadata[META.csiName], 'from-backup');
+    assert.equal(rv?.metadata[META.source], sid);
+    assert.equal(rv?.metadata['src_backup_id'], sid.slice(BACKUP_ID_PREFIX.length));
+    const retry = await svc.CreateVolume(
+      createReq('from-backup', {
+        volume_content_source: { snapshot: { snapshot_id: sid }, type: 'snapshot' },
+      }),
+      ctx(),
     );
+    assert.equal(retry.volume?.volume_id, rv?.id);
+    assert.deepEqual(retry.volume?.content_source, { snapshot: { snapshot_id: sid } });
+    const listed = await svc.ControllerGetVolume({ volume_id: rv?.id ?? '' }, ctx());
+    assert.deepEqual(listed.volume?.content_source, { snapshot: { snapshot_id: sid } });
+    await svc.DeleteVolume({ volume_id: rv?.id ?? '', secrets: {} }, ctx());
     await svc.DeleteSnapshot({ snapshot_id: sid, secrets: {} }, ctx());
     assert.equal(cinder.backups.size, 0);
     await svc.DeleteSnapshot({ snapshot_id: sid, secrets: {} }, ctx());

@@ -30,7 +30,7 @@ describe('CreateVolume', () => {
     await rejectsWith(
       svc.CreateVolume(createReq('a', { parameters: { type: 'fake', fsType: 'xfs', bogus: '1' } }), ctx()),
       Code.INVALID_ARGUMENT,
-      /"fsType", "bogus"/,
+      /parameter\(s\) "bogus"; supported/,
     );
     await rejectsWith(
       svc.CreateVolume(
