@@ -88,7 +88,7 @@ export function labConfig(mode: 'keystone' | 'noauth', user: LabUser = 'admin'):
 
 async function probe(url: string, init: RequestInit = {}): Promise<string | undefined> {
   try {
-    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
+    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(20_000) });
     await res.arrayBuffer();
     return res.status < 500 ? undefined : `${url} answered HTTP ${res.status}`;
   } catch (err) {

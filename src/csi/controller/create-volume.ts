@@ -267,17 +267,22 @@ async function checkPlacement(c: Controller, v: Volume, plan: Plan, ctx: RpcCont
   const zone = plan.zone;
   if (!zone || c.ignoreVolumeAZ) return;
   if (v.availability_zone && plan.allowedZones.has(v.availability_zone)) return;
-  await c.cinder.deleteVolume(v.id, { signal: AbortSignal.timeout(30_000) }).catch((err) => {
-    ctx.log.warn(
-      { volumeId: v.id, err: (err as Error).message },
-      'CreateVolume: could not delete misplaced volume',
-    );
-  });
-  throw invalidArgument(
+  const err = invalidArgument(
     `availability zone ${zone} was requested but Cinder created the volume in ${v.availability_zone} ` +
       '(zone fallback: the requested zone does not exist in Cinder); the volume was deleted. ' +
       'Fix the StorageClass availability / node topology, or set ignore-volume-az',
   );
+  try {
+    await c.cinder.deleteVolume(v.id, { signal: AbortSignal.timeout(30_000) });
+    c.failures.remember(plan.memoryKey, err); // Cinder would do the same again
+  } catch (e) {
+    // the retry finds the misplaced volume (same shape digest) and deletes it
+    ctx.log.warn(
+      { volumeId: v.id, err: (e as Error).message },
+      'CreateVolume: could not delete misplaced volume',
+    );
+  }
+  throw err;
 }
 
 async function resolveSource(c: Controller, w: Wanted, signal: AbortSignal): Promise<Source> {

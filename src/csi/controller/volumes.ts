@@ -195,7 +195,16 @@ export async function controllerExpandVolume(
       if (v.size >= want) return { capacity_bytes: bytesOf(v.size), node_expansion_required: nodeExpansion };
       const online = v.status === 'in-use';
       if (!online && v.status !== 'available') {
-        throw failedPrecondition(`${what}: volume is ${v.status}; it must be available or in-use`);
+        // error_extending: an earlier extend (maybe this call's, its answer lost) failed in Cinder
+        const why = String(v.status).startsWith('error')
+          ? await latestUserMessage(c.cinder, id, ctx.signal)
+          : undefined;
+        throw failedPrecondition(
+          `${what}: volume is ${v.status}${why ? ` (${why.slice(0, 300)})` : ''}; it must be available or in-use` +
+            (v.status === 'error_extending'
+              ? '; an operator must reset its status after fixing the cause'
+              : ''),
+        );
       }
       if (online && !c.cinder.supports('3.42')) {
         throw failedPrecondition(
