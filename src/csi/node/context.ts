@@ -109,7 +109,10 @@ export function createNodeContext(opts: NodeServiceOptions): NodeContext {
     connectorFor: (dev) => opts.connectors({ driver_volume_type: dev.protocol }),
     async mountedFrom(entry, dev) {
       const num = await deviceNumber(local(dev.devicePath));
-      return num !== undefined ? entry.majorMinor === num : entry.source === dev.devicePath;
+      if (num === undefined) return entry.source === dev.devicePath;
+      if (entry.majorMinor === num) return true;
+      // btrfs lists an anonymous device number (0:N) in mountinfo: compare its source device.
+      return entry.source.startsWith('/') && (await deviceNumber(local(entry.source))) === num;
     },
     async withVolume(volumeId, what, fn) {
       const release = locks.tryAcquire(volumeId);
