@@ -129,8 +129,6 @@ export function stageRpcs(c: NodeContext): { NodeStageVolume: Stage; NodeUnstage
         );
       }
 
-      // A staging path that cannot be created fails here, before anything is connected.
-      await mkdirAll(staging);
       const conn = await resolveConnection({
         volumeId,
         publishContext: req.publish_context,
@@ -140,6 +138,8 @@ export function stageRpcs(c: NodeContext): { NodeStageVolume: Stage; NodeUnstage
         signal: ctx.signal,
       });
       const connector = opts.connectors(conn.info);
+      // A staging path that cannot be created fails here, before anything is connected.
+      await mkdirAll(staging);
       const dev = await connector.connect(conn.info, {
         signal: ctx.signal,
         volumeId,

@@ -450,3 +450,28 @@ test('unstage removes the empty placeholders of publishes that never completed, 
     assert.equal(await readFile(refilled, 'utf8'), 'somebody wrote here since');
   });
 });
+
+test('a stage request that is invalid leaves nothing behind: no staging directory, no connection', async () => {
+  await withWorld(async (w) => {
+    const staging = path.join(w.root, 'plugins', 'staging', 'v4', 'globalmount');
+    const stage = (publish_context: Record<string, string>) =>
+      w.svc.NodeStageVolume(
+        {
+          volume_id: 'v4',
+          staging_target_path: staging,
+          volume_capability: blockCap as never,
+          publish_context,
+          secrets: {},
+          volume_context: {},
+        },
+        ctx(),
+      );
+    assert.equal(await codeOf(stage({})), status.INVALID_ARGUMENT);
+    assert.equal(
+      await codeOf(stage({ driver_volume_type: 'rbd', target_lun: 'x' })),
+      status.INVALID_ARGUMENT,
+    );
+    await assert.rejects(stat(path.join(w.root, 'plugins')), { code: 'ENOENT' });
+    assert.deepEqual(w.connector.calls, []);
+  });
+});
