@@ -83,6 +83,69 @@ async function main() {
       rawDown.push(performance.now() - t);
     }
 
+    // Breakdown of one stage+publish and one unpublish+unstage: each host command the service ran
+    // (count, total ms); the rest is the service's own work (mount table reads, state file, JS).
+    const breakdown = async (label: string, fn: () => Promise<unknown>) => {
+      const cmds = new Map<string, { n: number; ms: number }>();
+      const run = w.executor.run.bind(w.executor);
+      w.executor.run = async (cmd, a, o) => {
+        const t0 = performance.now();
+        try {
+          return await run(cmd, a, o);
+        } finally {
+          const key =
+            `${cmd.split('/').pop()} ${a.find((x) => !x.startsWith('-') && !x.includes('/')) ?? ''}`.trim();
+          const c = cmds.get(key) ?? { n: 0, ms: 0 };
+          c.n++;
+          c.ms += performance.now() - t0;
+          cmds.set(key, c);
+        }
+      };
+      // The connector (losetup here) is timed as one more "command".
+      const conn = w.connector;
+      const wrap = <K extends 'connect' | 'disconnect' | 'isConnected'>(k: K) => {
+        const orig = conn[k].bind(conn) as (...x: unknown[]) => Promise<unknown>;
+        (conn as unknown as Record<string, unknown>)[k] = async (...x: unknown[]) => {
+          const t0 = performance.now();
+          try {
+            return await orig(...x);
+          } finally {
+            const c = cmds.get(`connector.${k}`) ?? { n: 0, ms: 0 };
+            c.n++;
+            c.ms += performance.now() - t0;
+            cmds.set(`connector.${k}`, c);
+          }
+        };
+        return () => {
+          (conn as unknown as Record<string, unknown>)[k] = orig;
+        };
+      };
+      const unwrap = [wrap('connect'), wrap('disconnect'), wrap('isConnected')];
+      const t0 = performance.now();
+      try {
+        await fn();
+      } finally {
+        w.executor.run = run;
+        for (const u of unwrap) u();
+      }
+      const total = performance.now() - t0;
+      const inCmds = [...cmds.values()].reduce((a, c) => a + c.ms, 0);
+      console.log(
+        `  ${label}: ${total.toFixed(1)} ms = commands ${inCmds.toFixed(1)} ms [${[...cmds]
+          .map(([k, c]) => `${k} ×${c.n} ${c.ms.toFixed(1)}`)
+          .join(', ')}] + own work ${(total - inCmds).toFixed(1)} ms`,
+      );
+    };
+    {
+      const v = await w.volume(SIZE_MIB);
+      const target = v.target();
+      console.log('one call, broken down (host commands run by the service; the connector is losetup):');
+      await breakdown('NodeStage', () => svc.NodeStageVolume(req.stage(v, cap), ctx()));
+      await breakdown('NodePublish', () => svc.NodePublishVolume(req.publish(v, cap, target), ctx()));
+      await breakdown('NodeUnpublish', () => svc.NodeUnpublishVolume(req.unpublish(v, target), ctx()));
+      await breakdown('NodeUnstage', () => svc.NodeUnstageVolume(req.unstage(v), ctx()));
+    }
+
     global.gc?.();
     const idleRss = process.memoryUsage().rss;
     const vols = await Promise.all(Array.from({ length: CONCURRENT }, () => w.volume(SIZE_MIB)));
