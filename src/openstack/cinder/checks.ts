@@ -41,13 +41,21 @@ export function quote(s: string): string {
   return JSON.stringify(head);
 }
 
-/** The not-found error a 404 for `/{collection}/{id}` gives, made locally (no request). */
-export function notFoundLocally(collection: Collection, id: string, method = 'GET'): OpenStackError {
+/**
+ * The not-found error a 404 for `/{collection}/{id}` gives, made locally (no request): for an id
+ * that is not a Cinder id, or (`byName`) a type name that is not in the list.
+ */
+export function notFoundLocally(
+  collection: Collection,
+  id: string,
+  method = 'GET',
+  byName = false,
+): OpenStackError {
   return new OpenStackError({
     status: 404,
-    faultMessage: `${KIND[collection]} ${quote(id)} could not be found (not a Cinder id).`,
+    faultMessage: `${KIND[collection]} ${quote(id)} could not be found${byName ? '' : ' (not a Cinder id)'}.`,
     method,
-    url: `/${collection}/${encodeURIComponent(id.slice(0, QUOTE_MAX))}`,
+    url: byName ? `/${collection}` : `/${collection}/${encodeURIComponent(id.slice(0, QUOTE_MAX))}`,
   });
 }
 

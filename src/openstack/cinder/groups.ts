@@ -46,7 +46,7 @@ export async function getGroupType(
   }
   const found = (await listGroupTypes(c, opts)).find((t) => t.name === idOrName);
   if (found) return found;
-  throw notFoundLocally('group_types', idOrName);
+  throw notFoundLocally('group_types', idOrName, 'GET', true);
 }
 
 /** Admin: creates a group type (e.g. with `consistent_group_snapshot_enabled`). */

@@ -27,7 +27,7 @@ export async function getVolumeType(
   }
   const found = (await listVolumeTypes(c, opts)).find((t) => t.name === idOrName);
   if (found) return found;
-  throw notFoundLocally('types', idOrName);
+  throw notFoundLocally('types', idOrName, 'GET', true);
 }
 
 /** The project's default type (3.62+). */

@@ -278,13 +278,14 @@ describe('CinderClient: no request for an id that is not a Cinder id; shapes che
     assert.deepEqual(server.seen, [], 'no request was sent');
   });
 
-  it('a volume type or group type that is not an id is looked up by name, never put in a URL', async () => {
+  it('a volume type that is not an id is looked up by name, never put in a URL', async () => {
     server.body = { volume_types: [{ id: ID, name: 'fake' }] };
     assert.equal((await client.getVolumeType('fake')).id, ID);
     await assert.rejects(
       client.getVolumeType('detail'),
       (err: unknown) => err instanceof OpenStackError && err.notFound,
     );
+    await assert.rejects(client.getVolumeType('gold'), /Volume type "gold" could not be found\.$/);
     await assert.rejects(
       client.getVolumeTypeExtraSpecs('../x'),
       (err: unknown) => err instanceof OpenStackError && err.notFound,
