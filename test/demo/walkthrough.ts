@@ -4,13 +4,19 @@
  * step with its duration. Exit code 0 only when every step and every check passed.
  *
  *   node test/demo/walkthrough.ts --endpoint unix:///run/cinder-csi-demo/csi.sock --node-id demo-node \
- *     --kubelet-root /var/lib/cinder-csi-demo/kubelet [--type tgt] [--zone nova]
+ *     --kubelet-root /var/lib/cinder-csi-demo/kubelet [--type tgt] [--zone nova] [--name demo-x]
+ *
+ * Whatever happens, everything the run created in Cinder is removed at the end (detach, snapshot,
+ * volumes, in dependency order, each retried while Cinder still reports it busy). To prove that,
+ * CINDER_CSI_DEMO_FAIL_AT=<step name prefix> makes that step fail before it runs (an injected
+ * failure; test/integration/demo/demo.test.ts uses it).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { csiClient } from '../support/csi-client.ts';
+import { allOf, UndoList, whileBusy } from './undo.ts';
 
 const { values } = parseArgs({
   options: {
@@ -21,6 +27,7 @@ const { values } = parseArgs({
     zone: { type: 'string', default: 'nova' },
     'topology-key': { type: 'string', default: 'topology.cinder.csi.dev/zone' },
     'driver-log': { type: 'string' },
+    name: { type: 'string' },
   },
 });
 const endpoint = values.endpoint ?? 'unix:///run/cinder-csi-demo/csi.sock';
@@ -30,6 +37,7 @@ const volumeType = values.type!;
 const zone = values.zone!;
 const topologyKey = values['topology-key']!;
 const driverLog = values['driver-log'];
+const failAt = process.env['CINDER_CSI_DEMO_FAIL_AT'] || undefined;
 /** Secrets seen during the run (the lab target's CHAP credentials), looked for in the driver's log. */
 const plantedSecrets = new Set<string>();
 
@@ -48,11 +56,33 @@ const paint = (c: number, s: string) => (color ? `\x1b[${c}m${s}\x1b[0m` : s);
 
 const client = csiClient(endpoint.startsWith('unix://') ? endpoint : endpoint.replace(/^tcp:\/\//, ''));
 const results: { name: string; ok: boolean; ms: number; note?: string }[] = [];
-const cleanups: { name: string; fn: () => Promise<unknown> }[] = [];
+const undo = new UndoList();
+/** Set by SIGINT/SIGTERM: no new step starts, the clean-up still runs (a second signal exits). */
+let interrupted: string | undefined;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    if (interrupted) process.exit(130);
+    interrupted = sig;
+    console.log(`${sig}: stopping after the current call, then cleaning up (again to exit at once)`);
+  });
+}
 
-async function step<T>(name: string, fn: () => Promise<T>, note?: (r: T) => string): Promise<T> {
+const step = <T>(name: string, fn: () => Promise<T>, note?: (r: T) => string) => run(name, fn, note, true);
+/** A clean-up step: runs even after an interrupt and never gets an injected failure. */
+const cleanupStep = <T>(name: string, fn: () => Promise<T>) => run(name, fn, undefined, false);
+
+async function run<T>(
+  name: string,
+  fn: () => Promise<T>,
+  note: ((r: T) => string) | undefined,
+  guarded: boolean,
+): Promise<T> {
   const t0 = performance.now();
   try {
+    if (guarded && interrupted) throw new Error(`interrupted (${interrupted})`);
+    if (guarded && failAt && name.startsWith(failAt)) {
+      throw new Error(`injected failure (CINDER_CSI_DEMO_FAIL_AT=${failAt})`);
+    }
     const r = await fn();
     const ms = performance.now() - t0;
     const n = note ? note(r) : undefined;
@@ -88,7 +118,33 @@ type Vol = {
   };
 };
 
-async function attachAndMount(volumeId: string, tag: string) {
+type Attached = { staging: string; target: string; owed: ReturnType<UndoList['add']> };
+
+async function attachAndMount(volumeId: string, tag: string): Promise<Attached> {
+  const staging = join(kubeletRoot, 'plugins/kubernetes.io/csi/cinder.csi.dev', tag, 'globalmount');
+  const target = join(kubeletRoot, 'pods', `pod-${tag}`, 'volumes/kubernetes.io~csi', `pv-${tag}`, 'mount');
+  // Owed from the moment the attach is asked for: every step of a detach is idempotent.
+  const owed = undo.add(`detach ${tag} (unpublish, unstage, ControllerUnpublish)`, () =>
+    allOf([
+      () => client.call('Node', 'NodeUnpublishVolume', { volume_id: volumeId, target_path: target }),
+      () =>
+        client.call(
+          'Node',
+          'NodeUnstageVolume',
+          { volume_id: volumeId, staging_target_path: staging },
+          60_000,
+        ),
+      () =>
+        whileBusy(() =>
+          client.call(
+            'Controller',
+            'ControllerUnpublishVolume',
+            { volume_id: volumeId, node_id: nodeId },
+            60_000,
+          ),
+        ),
+    ]),
+  );
   const pub = await step(
     `ControllerPublishVolume ${tag} → ${nodeId}`,
     () =>
@@ -103,8 +159,6 @@ async function attachAndMount(volumeId: string, tag: string) {
   );
   const chap = chapSecretOf(volumeId);
   if (chap) plantedSecrets.add(chap);
-  const staging = join(kubeletRoot, 'plugins/kubernetes.io/csi/cinder.csi.dev', tag, 'globalmount');
-  const target = join(kubeletRoot, 'pods', `pod-${tag}`, 'volumes/kubernetes.io~csi', `pv-${tag}`, 'mount');
   mkdirSync(staging, { recursive: true });
   mkdirSync(join(target, '..'), { recursive: true });
   await step(`NodeStageVolume ${tag} (connect, mkfs if blank, mount)`, () =>
@@ -130,31 +184,12 @@ async function attachAndMount(volumeId: string, tag: string) {
       readonly: false,
     }),
   );
-  const detachCleanup = {
-    name: `detach ${tag} (cleanup)`,
-    fn: () => detach(volumeId, tag, { staging, target }, true),
-  };
-  cleanups.unshift(detachCleanup);
-  attached.set(tag, detachCleanup);
-  return { staging, target };
+  return { staging, target, owed };
 }
 
-/** Attachments still to undo if the walk-through stops half-way (tag → cleanup entry). */
-const attached = new Map<string, { name: string; fn: () => Promise<unknown> }>();
-
-async function detach(
-  volumeId: string,
-  tag: string,
-  paths: { staging: string; target: string },
-  quiet = false,
-) {
-  const run = quiet ? <T>(_n: string, fn: () => Promise<T>) => fn() : step;
-  const entry = attached.get(tag);
-  if (entry) {
-    attached.delete(tag);
-    const i = cleanups.indexOf(entry);
-    if (i >= 0) cleanups.splice(i, 1);
-  }
+/** The normal detach, step by step; only when all of it succeeded is nothing owed any more. */
+async function detach(volumeId: string, tag: string, paths: Attached) {
+  const run = step;
   await run(`NodeUnpublishVolume ${tag}`, () =>
     client.call('Node', 'NodeUnpublishVolume', { volume_id: volumeId, target_path: paths.target }),
   );
@@ -169,10 +204,37 @@ async function detach(
   await run(`ControllerUnpublishVolume ${tag}`, () =>
     client.call('Controller', 'ControllerUnpublishVolume', { volume_id: volumeId, node_id: nodeId }, 60_000),
   );
+  undo.settle(paths.owed);
 }
 
+/**
+ * Registers the deletion of the object a create call makes, before the call: `create` is the
+ * (idempotent, by name) CSI create call. If the first call was sent but its answer never arrived,
+ * the clean-up sends it again to learn the id of what Cinder made, then deletes that.
+ */
+function owedCreate<T>(
+  undoName: string,
+  create: () => Promise<T>,
+  idOf: (r: T) => string,
+  remove: (id: string) => Promise<unknown>,
+): () => Promise<T> {
+  let id: string | undefined;
+  let sent = false;
+  undo.add(undoName, async () => {
+    if (id === undefined && sent) id = idOf(await create());
+    if (id !== undefined) await whileBusy(() => remove(id!));
+  });
+  return async () => {
+    sent = true;
+    const r = await create();
+    id = idOf(r);
+    return r;
+  };
+}
+const deleteVolume = (id: string) => client.call('Controller', 'DeleteVolume', { volume_id: id }, 120_000);
+
 async function main(): Promise<number> {
-  const name = `demo-${randomBytes(3).toString('hex')}`;
+  const name = values.name ?? `demo-${randomBytes(3).toString('hex')}`;
   console.log(paint(1, `cinder-csi walk-through: volume type ${volumeType}, zone ${zone}, node ${nodeId}`));
   try {
     await step('Probe (driver ready, Cinder reachable)', async () => {
@@ -193,27 +255,28 @@ async function main(): Promise<number> {
 
     const vol = await step(
       `CreateVolume ${name} (1 GiB, type ${volumeType}, zone ${zone})`,
-      () =>
-        client.call<Vol>(
-          'Controller',
-          'CreateVolume',
-          {
-            name,
-            capacity_range: { required_bytes: String(GiB) },
-            volume_capabilities: [mountCap],
-            parameters: { type: volumeType },
-            accessibility_requirements: { preferred: [{ segments: { [topologyKey]: zone } }] },
-          },
-          120_000,
-        ),
+      owedCreate(
+        `DeleteVolume ${name}`,
+        () =>
+          client.call<Vol>(
+            'Controller',
+            'CreateVolume',
+            {
+              name,
+              capacity_range: { required_bytes: String(GiB) },
+              volume_capabilities: [mountCap],
+              parameters: { type: volumeType },
+              accessibility_requirements: { preferred: [{ segments: { [topologyKey]: zone } }] },
+            },
+            120_000,
+          ),
+        (r) => r.volume.volume_id,
+        deleteVolume,
+      ),
       (r) =>
         `id ${r.volume.volume_id}, AZ ${Object.values(r.volume.accessible_topology[0]?.segments ?? {})[0]}`,
     );
     const volumeId = vol.volume.volume_id;
-    cleanups.push({
-      name: `DeleteVolume ${name}`,
-      fn: () => client.call('Controller', 'DeleteVolume', { volume_id: volumeId }, 120_000),
-    });
     check(
       'volume placed in the requested zone',
       vol.volume.accessible_topology[0]?.segments[topologyKey] === zone,
@@ -250,48 +313,50 @@ async function main(): Promise<number> {
 
     const snap = await step(
       'CreateSnapshot',
-      () =>
-        client.call<{ snapshot: { snapshot_id: string; ready_to_use: boolean } }>(
-          'Controller',
-          'CreateSnapshot',
-          {
-            name: `${name}-snap`,
-            source_volume_id: volumeId,
-          },
-          120_000,
-        ),
+      owedCreate(
+        `DeleteSnapshot ${name}-snap`,
+        () =>
+          client.call<{ snapshot: { snapshot_id: string; ready_to_use: boolean } }>(
+            'Controller',
+            'CreateSnapshot',
+            {
+              name: `${name}-snap`,
+              source_volume_id: volumeId,
+            },
+            120_000,
+          ),
+        (r) => r.snapshot.snapshot_id,
+        (id) => client.call('Controller', 'DeleteSnapshot', { snapshot_id: id }, 120_000),
+      ),
       (r) => `id ${r.snapshot.snapshot_id}, ready ${r.snapshot.ready_to_use}`,
     );
     const snapId = snap.snapshot.snapshot_id;
-    cleanups.unshift({
-      name: 'DeleteSnapshot',
-      fn: () => client.call('Controller', 'DeleteSnapshot', { snapshot_id: snapId }, 120_000),
-    });
     check('snapshot ready to use', snap.snapshot.ready_to_use === true, 'ready_to_use=true');
 
     const restored = await step(
       `CreateVolume ${name}-restore from the snapshot`,
-      () =>
-        client.call<Vol>(
-          'Controller',
-          'CreateVolume',
-          {
-            name: `${name}-restore`,
-            capacity_range: { required_bytes: String(GiB) },
-            volume_capabilities: [mountCap],
-            parameters: { type: volumeType },
-            volume_content_source: { snapshot: { snapshot_id: snapId } },
-            accessibility_requirements: { preferred: [{ segments: { [topologyKey]: zone } }] },
-          },
-          120_000,
-        ),
+      owedCreate(
+        `DeleteVolume ${name}-restore`,
+        () =>
+          client.call<Vol>(
+            'Controller',
+            'CreateVolume',
+            {
+              name: `${name}-restore`,
+              capacity_range: { required_bytes: String(GiB) },
+              volume_capabilities: [mountCap],
+              parameters: { type: volumeType },
+              volume_content_source: { snapshot: { snapshot_id: snapId } },
+              accessibility_requirements: { preferred: [{ segments: { [topologyKey]: zone } }] },
+            },
+            120_000,
+          ),
+        (r) => r.volume.volume_id,
+        deleteVolume,
+      ),
       (r) => `id ${r.volume.volume_id}`,
     );
     const restoredId = restored.volume.volume_id;
-    cleanups.unshift({
-      name: `DeleteVolume ${name}-restore`,
-      fn: () => client.call('Controller', 'DeleteVolume', { volume_id: restoredId }, 120_000),
-    });
 
     const b = await attachAndMount(restoredId, 'vol2');
     const back = await step('read the file back from the restored volume', async () =>
@@ -363,9 +428,10 @@ async function main(): Promise<number> {
   } catch {
     // the failing step printed itself; clean up below
   } finally {
-    for (const c of cleanups) {
-      await step(c.name, c.fn).catch(() => undefined);
-    }
+    // Everything still owed, newest first; a failure here is reported and the next one still runs.
+    await undo.drain(async (u) => {
+      await cleanupStep(u.name, u.fn).catch(() => undefined);
+    });
     client.close();
   }
   if (driverLog) {
@@ -393,7 +459,7 @@ async function main(): Promise<number> {
           `walk-through FAILED: ${failed.length} of ${results.length} steps/checks failed: ${failed.map((f) => f.name).join('; ')}`,
         ),
   );
-  return failed.length === 0 ? 0 : 1;
+  return interrupted ? 130 : failed.length === 0 ? 0 : 1;
 }
 
 process.exitCode = await main();
