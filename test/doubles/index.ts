@@ -77,6 +77,10 @@ export function setupDoubles(prefix = 'hostlayer'): DoublesEnv {
     },
     teardown() {
       releaseDoubles(state);
+      // Never recurse into a mount still there (a live rbd-fuse mount would delete the image).
+      const mounts =
+        spawnSync('findmnt', ['-rn', '-o', 'TARGET'], { env: SYS, encoding: 'utf8' }).stdout ?? '';
+      if (mounts.split('\n').some((m) => m.startsWith(`${base}/`))) return;
       rmSync(base, { recursive: true, force: true });
     },
   };

@@ -1,13 +1,16 @@
 /**
  * rbd / rbd-nbd double for a machine without krbd or nbd. `map` checks the caller's cephx
  * credentials for real (the real `rbd info` with the same --id/-m/--keyring against the lab's
- * Ceph), then exposes the image through rbd-fuse (one `rbd-fuse -p <pool>` mount per state dir)
- * attached as a loop device, with /dev/rbd/<pool>/<image> under the test host root.
+ * Ceph), then exposes the image through rbd-fuse (one `rbd-fuse -p <pool> -r <image>` mount per
+ * mapping, unmounted by unmap: rbd-fuse holds the image open, a watcher like krbd's, so Cinder
+ * cannot delete or move a mapped image and is not held up by an unmapped one) attached as a loop
+ * device, with /dev/rbd/<pool>/<image> under the test host root.
  * Supported: map, unmap, showmapped / list-mapped (and the `device` forms); everything else is
- * passed to the real rbd.
+ * passed to the real rbd. A resize of a mapped image reaches its device the way krbd's header
+ * watch would: the blockdev double refreshes the size when asked for it (rbd-state.ts).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import {
   addBlock,
@@ -17,6 +20,7 @@ import {
   exists,
   link,
   main,
+  ownedLoops,
   readJson,
   real,
   record,
@@ -27,26 +31,30 @@ import {
   withStateLock,
   writeJson,
 } from './common.ts';
+import { fuseDir, type Mapping, mapFile } from './rbd-state.ts';
 
-interface Mapping {
-  id: number;
-  pool: string;
-  name: string;
-  device: string;
-  readOnly: boolean;
-}
-
-const mapFile = () => path.join(stateDir(), 'rbd', 'mapped.json');
 const tool = process.env.CSI_DOUBLE_TOOL === 'rbd-nbd' ? 'rbd-nbd' : 'rbd';
 
-function fuseMount(pool: string): string {
-  const mnt = path.join(stateDir(), 'rbd', `fuse-${pool}`);
+function fuseMount(id: number, pool: string, name: string): string {
+  const mnt = fuseDir(id);
   mkdirSync(mnt, { recursive: true });
   if (real('mountpoint', ['-q', mnt]).status !== 0) {
-    const r = real('rbd-fuse', ['-p', pool, mnt]);
+    const r = real('rbd-fuse', ['-p', pool, '-r', name, mnt]);
     if (r.status !== 0) die(1, `rbd: could not start rbd-fuse: ${r.stderr.trim()}`);
   }
   return mnt;
+}
+
+/** Best effort: a mount left behind (busy) is unmounted by the test teardown (releaseDoubles). */
+function fuseUnmount(id: number): void {
+  const mnt = fuseDir(id);
+  if (real('mountpoint', ['-q', mnt]).status === 0 && real('fusermount', ['-u', mnt]).status !== 0) return;
+  // never recursive: on a live rbd-fuse mount that would delete the image
+  try {
+    rmdirSync(mnt);
+  } catch {
+    // not empty or gone: leave it to the teardown
+  }
 }
 
 function opt(argv: string[], ...names: string[]): string | undefined {
@@ -99,10 +107,19 @@ function map(argv: string[]): void {
     const maps = readJson<Mapping[]>(mapFile(), []);
     const already = maps.find((m) => m.pool === pool && m.name === name);
     if (already) process.stderr.write(`${tool}: warning: image already mapped as ${already.device}\n`);
-    const file = path.join(fuseMount(pool), name);
-    if (!exists(file)) die(2, `${tool}: map failed: (2) No such file or directory`);
-    const device = attachLoop(file, readOnly);
     const id = maps.reduce((n, m) => Math.max(n, m.id + 1), 0);
+    const file = path.join(fuseMount(id, pool, name), name);
+    if (!exists(file)) {
+      fuseUnmount(id);
+      die(2, `${tool}: map failed: (2) No such file or directory`);
+    }
+    let device: string;
+    try {
+      device = attachLoop(file, readOnly);
+    } catch (e) {
+      fuseUnmount(id);
+      throw e;
+    }
     maps.push({ id, pool, name, device, readOnly });
     writeJson(mapFile(), maps);
     const dev = path.basename(device);
@@ -124,6 +141,7 @@ function unmap(argv: string[]): void {
       rmSync(under(`/dev/rbd/${m.pool}/${m.name}`), { force: true });
     }
     detachLoop(m.device);
+    if (!ownedLoops(stateDir()).includes(m.device)) fuseUnmount(m.id);
     writeJson(
       mapFile(),
       maps.filter((x) => x !== m),
