@@ -1,41 +1,57 @@
 #!/usr/bin/env bash
 # Everything the integration suites need, idempotent and cached per machine:
+#  - host tools the suites use (xfsprogs, btrfs-progs, parted, fuse3 for rbd-fuse);
 #  - the lab Cinder (test/lab-up.sh: Keystone API :8776 + noauth API :8786, fake/rbd/tgt backends);
-#  - a real kube-apiserver + etcd (test/k8s/kube-lab.sh; built once from Debian's source package,
-#    about 5.5 min on 2 cores, then cached under /var/cache/cinder-csi/k8s).
+#  - a real kube-apiserver + etcd + kube-controller-manager + kube-scheduler (test/k8s/kube-lab.sh;
+#    built once from Debian's source package, ~10 min on 2 cores, then cached under
+#    /var/cache/cinder-csi/k8s).
 # Used by scripts/test.sh and scripts/demo.sh (the demo needs only the lab: --lab-only).
+#
+# Output: one line per step and its result, a heartbeat line at least every 15 s on long steps
+# (what runs, for how long, the full log's path); full logs in /var/log/cinder-csi (set-up),
+# /var/log/cinder-lab (the lab) and /var/log/kube-lab (the API server).
 set -euo pipefail
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/progress.sh
+. scripts/progress.sh
 t0=$(date +%s)
+LOGDIR=${CINDER_CSI_SETUP_LOG:-/var/log/cinder-csi}
+mkdir -p "$LOGDIR"
 lab_only=0
 [ "${1:-}" = "--lab-only" ] && lab_only=1
-# Host tools the node service uses on real loop devices (mkfs/resize for xfs and btrfs are not on
-# a fresh machine; ext4 and util-linux are; parted makes a partition table in one test).
+step() { printf '[%s] test/setup.sh: %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+# Host tools the node service and the tool doubles use on real loop devices (mkfs/resize for xfs
+# and btrfs are not on a fresh machine; ext4 and util-linux are; parted makes a partition table
+# in one test; fusermount unmounts rbd-fuse, which only *recommends* fuse).
 missing=()
-for t in mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs parted:parted losetup:mount blkid:util-linux; do
+for t in mkfs.xfs:xfsprogs mkfs.btrfs:btrfs-progs parted:parted losetup:mount blkid:util-linux \
+  fusermount:fuse3; do
   command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "test/setup.sh: apt-get install ${missing[*]}"
-  apt-get -o DPkg::Lock::Timeout=900 update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}"
+  progress_run "apt-get install ${missing[*]}" "$LOGDIR/apt.log" bash -c '
+    apt-get -o DPkg::Lock::Timeout=900 update -q &&
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -q \
+      --no-install-recommends "$@"' apt "${missing[@]}"
+else
+  step "host tools present (mkfs.xfs, mkfs.btrfs, parted, losetup, blkid, fusermount)"
 fi
 if [ "$lab_only" = 0 ]; then
   # Debian packages first, one apt at a time; then the API server build (CPU) runs in the
   # background while the lab's services come up (I/O, waiting).
-  bash test/lab/cinder-lab.sh install
-  bash test/k8s/kube-lab.sh install > /tmp/cinder-csi-kube-install.log 2>&1 &
+  bash test/lab/cinder-lab.sh install 2>&1 | progress_filter "lab install" /var/log/cinder-lab
+  kube_log=$LOGDIR/kube-install.log
+  step "kube-apiserver, kube-controller-manager, kube-scheduler: install/build in the background (log: $kube_log)"
+  printf '===== %s kube-lab.sh install\n' "$(date -Is)" >>"$kube_log"
+  bash test/k8s/kube-lab.sh install >>"$kube_log" 2>&1 </dev/null &
   kube_install=$!
 fi
-bash test/lab-up.sh
+bash test/lab-up.sh 2>&1 | progress_filter "lab up" /var/log/cinder-lab
 if [ "$lab_only" = 0 ]; then
-  if ! wait "$kube_install"; then
-    tail -n 30 /tmp/cinder-csi-kube-install.log >&2
-    echo "test/setup.sh: kube-apiserver install failed" >&2
-    exit 1
-  fi
-  tail -n 3 /tmp/cinder-csi-kube-install.log
-  bash test/k8s/kube-lab.sh up
+  progress_wait "kube-lab install (background build; cached after the first run)" "$kube_log" "$kube_install" ||
+    { step "kube-apiserver install failed (log: $kube_log)" >&2; exit 1; }
+  bash test/k8s/kube-lab.sh up 2>&1 | progress_filter "kube-lab up" /var/log/kube-lab
 fi
-echo "test/setup.sh: ready in $(( $(date +%s) - t0 ))s"
+step "ready in $(($(date +%s) - t0))s"

@@ -54,7 +54,14 @@ const GiB = 1024n ** 3n;
 const color = process.stdout.isTTY;
 const paint = (c: number, s: string) => (color ? `\x1b[${c}m${s}\x1b[0m` : s);
 
-const client = csiClient(endpoint.startsWith('unix://') ? endpoint : endpoint.replace(/^tcp:\/\//, ''));
+const grpc = csiClient(endpoint.startsWith('unix://') ? endpoint : endpoint.replace(/^tcp:\/\//, ''));
+/** Deadlines like the sidecars' and kubelet's (minutes, not the test client's 10 s): on a busy
+ * machine a ControllerPublishVolume can take longer than 10 s, and a call given up on by the client
+ * still completes in the driver. */
+const client: typeof grpc = {
+  call: (service, method, req, timeoutMs = 120_000) => grpc.call(service, method, req, timeoutMs),
+  close: () => grpc.close(),
+};
 const results: { name: string; ok: boolean; ms: number; note?: string }[] = [];
 const undo = new UndoList();
 /** Set by SIGINT/SIGTERM: no new step starts, the clean-up still runs (a second signal exits). */
@@ -231,7 +238,14 @@ function owedCreate<T>(
     return r;
   };
 }
-const deleteVolume = (id: string) => client.call('Controller', 'DeleteVolume', { volume_id: id }, 120_000);
+/** Deletes a volume; first unpublishes it from this node again, in case a publish the walk-through
+ * gave up on completed in the driver after the detach ran (Cinder refuses to delete it then). */
+const deleteVolume = async (id: string) => {
+  await client
+    .call('Controller', 'ControllerUnpublishVolume', { volume_id: id, node_id: nodeId })
+    .catch(() => {});
+  return client.call('Controller', 'DeleteVolume', { volume_id: id }, 120_000);
+};
 
 async function main(): Promise<number> {
   const name = values.name ?? `demo-${randomBytes(3).toString('hex')}`;

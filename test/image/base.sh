@@ -47,9 +47,10 @@ node_dir() {
 build_rootfs() {
   local rootfs=$1 node npmdir
   log "debootstrap $DEBIAN_SUITE (minbase) from $DEBIAN_MIRROR"
-  timeout 1500 debootstrap --variant=minbase --include=ca-certificates \
-    "$DEBIAN_SUITE" "$rootfs" "$DEBIAN_MIRROR" >"$rootfs.debootstrap.log" 2>&1 \
-    || { tail -20 "$rootfs.debootstrap.log" >&2; die "debootstrap failed"; }
+  progress_run "[image] debootstrap (download and unpack ~90 packages)" "$rootfs.debootstrap.log" \
+    timeout 1500 debootstrap --variant=minbase --include=ca-certificates \
+    "$DEBIAN_SUITE" "$rootfs" "$DEBIAN_MIRROR" >&2 \
+    || die "debootstrap failed"
   cat >"$rootfs/etc/apt/sources.list" <<EOF
 deb $DEBIAN_MIRROR $DEBIAN_SUITE main
 deb $DEBIAN_MIRROR $DEBIAN_SUITE-updates main

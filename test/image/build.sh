@@ -50,13 +50,15 @@ version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$CONTEXT/package.json" | hea
 log "building $TAG (version $version) from $CONTEXT"
 # No --layers: with the vfs driver every cached layer is a full copy of the filesystem, so a
 # per-step cache would cost gigabytes per run; the expensive, stable part (the base) is cached.
-bh bud --layers=false --pull=never --jobs 1 ${TARGET:+--target "$TARGET"} \
+: >"$RUN_ROOT/build.log"
+progress_run "[image] buildah bud (Dockerfile: npm ci, tsc, runtime packages; minutes)" "$RUN_ROOT/build.log" \
+  bh bud --layers=false --pull=never --jobs 1 ${TARGET:+--target "$TARGET"} \
   --build-arg BASE_IMAGE="$base" \
   --build-arg VERSION="$version" \
   --build-arg NPM_CI_FALLBACK=1 \
   --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-  -f "$CONTEXT/Dockerfile" -t "$TAG" "$CONTEXT" >"$RUN_ROOT/build.log" 2>&1 \
-  || { tail -40 "$RUN_ROOT/build.log" >&2; die "image build failed (full log: $RUN_ROOT/build.log)"; }
+  -f "$CONTEXT/Dockerfile" -t "$TAG" "$CONTEXT" >&2 \
+  || die "image build failed (full log: $RUN_ROOT/build.log)"
 t2=$(date +%s)
 log "image built in $((t2 - t1)) s"
 

@@ -8,6 +8,8 @@
 
 IMAGE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$IMAGE_DIR/../.." && pwd)
+# shellcheck source=scripts/progress.sh
+. "$REPO_ROOT/scripts/progress.sh"
 
 # Cache of base-image archives, reused across CI runs on one machine (keyed by input hash).
 CACHE_ROOT=${CINDER_CSI_IMAGE_CACHE:-/var/cache/cinder-csi/image}
@@ -55,10 +57,11 @@ need_tools() {
   for t in "$@"; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      log "installing ${missing[*]} (Debian packages)"
-      DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        buildah debootstrap runc >/dev/null
+      local apt_log=/var/log/cinder-csi/image-apt.log
+      progress_run "[image] apt-get install buildah debootstrap runc" "$apt_log" bash -c '
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 update -q &&
+        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -q \
+          --no-install-recommends buildah debootstrap runc' >&2 || die "apt-get install failed (log: $apt_log)"
     else
       die "missing tools: ${missing[*]} (apt-get install buildah debootstrap)"
     fi

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -93,8 +93,9 @@ describe('cinder-csi process', () => {
     assert.match(r.stderr, /^cinder-csi: Unknown option '--bogus'/);
   });
 
-  test('a bad cloud.conf stops start-up with file, section and key, never the secret', () => {
+  test('a bad cloud.conf stops start-up with file, section and key, never the secret', (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'cli-conf-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
     const conf = join(dir, 'cloud.conf');
     writeFileSync(
       conf,

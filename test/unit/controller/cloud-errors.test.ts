@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -120,8 +120,9 @@ describe('connector sources', () => {
     assert.throws(() => new StaticConnectorSource({ n1: { host: 'other' } }), ConnectorConfigError);
   });
 
-  it('static from a file / JSON, with clear errors', async () => {
+  it('static from a file / JSON, with clear errors', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'ctl-conn-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
     const file = join(dir, 'connectors.json');
     await writeFile(file, JSON.stringify({ 'node-1': { host: 'node-1', ip: '10.0.0.1' } }));
     assert.equal((await StaticConnectorSource.fromFile(file).get('node-1'))?.ip, '10.0.0.1');

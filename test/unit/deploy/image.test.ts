@@ -5,10 +5,29 @@
  * CINDER_CSI_IMAGE_TEST=1, and needs root (debootstrap, chroot builds).
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import { ROOT, run } from './helpers.ts';
+import { ROOT, type RunResult, run } from './helpers.ts';
+
+/** Like run(), but echoes the script's lines to stderr as they come (the build takes minutes and
+ * prints a progress line at least every 15 s; the test runner shows them live). */
+async function runLive(cmd: string, args: string[], timeoutMs: number): Promise<RunResult> {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+  const out = { stdout: '', stderr: '' };
+  for (const name of ['stdout', 'stderr'] as const) {
+    createInterface({ input: child[name] }).on('line', (l) => {
+      out[name] += `${l}\n`;
+      process.stderr.write(`# ${l}\n`);
+    });
+  }
+  const status = await new Promise<number | null>((res) => child.on('close', (code) => res(code)));
+  clearTimeout(timer);
+  return { status, ...out };
+}
 
 function skipReason(): string | undefined {
   const wanted = process.env['CINDER_CSI_IMAGE_TEST'] ?? (process.env['CI'] === 'true' ? '1' : '0');
@@ -19,11 +38,11 @@ function skipReason(): string | undefined {
 
 test('the Dockerfile builds here and the image runs the driver and the node tools', {
   skip: skipReason(),
-}, () => {
+}, async () => {
   // CINDER_CSI_IMAGE_CONTEXT: build an exported tree (e.g. `git archive`) instead of the working tree.
   const context = process.env['CINDER_CSI_IMAGE_CONTEXT'];
   const args = [join(ROOT, 'test', 'image', 'build.sh'), ...(context ? ['--context', context] : [])];
-  const r = run('bash', args, 40 * 60_000);
+  const r = await runLive('bash', args, 40 * 60_000);
   const out = `${r.stdout}\n${r.stderr}`;
   assert.equal(r.status, 0, out.slice(-4000));
   assert.match(r.stdout, /^image: all checks passed$/m);
@@ -48,8 +67,4 @@ test('the Dockerfile builds here and the image runs the driver and the node tool
     readdirSync(cacheDir).filter((f) => f.startsWith('base-')),
     [`base-${key}.oci.tar`],
   );
-  // Timings for the log (the script prints them).
-  for (const line of r.stderr.split('\n').filter((l) => /ready in|built in|checks done/.test(l))) {
-    process.stdout.write(`# ${line}\n`);
-  }
 });
