@@ -4,10 +4,14 @@
 #
 #   kube-lab.sh install     fetch the source through a PRIVATE apt configuration (deb-src entry;
 #                           /etc/apt is not touched), apt-get install golang-go etcd-server and
-#                           golang-github-modern-go-reflect2-dev, build kube-apiserver and
-#                           kube-controller-manager once into the cache (idempotent; prints timings)
-#   kube-lab.sh up          certificates, service-account keys, admin token, etcd, kube-apiserver
-#                           (RBAC), kube-controller-manager; idempotent
+#                           golang-github-modern-go-reflect2-dev, build kube-apiserver,
+#                           kube-controller-manager and kube-scheduler once into the cache
+#                           (idempotent; prints timings and a progress line every 15 s)
+#   kube-lab.sh up          certificates, service-account keys, static tokens, etcd, kube-apiserver
+#                           (RBAC), kube-controller-manager with the controllers a real control
+#                           plane runs (kubeadm's set: all default ones incl. persistentvolume-binder,
+#                           -expander, pvc-protection, attachdetach; plus bootstrapsigner,
+#                           tokencleaner), kube-scheduler; idempotent (restarts what is outdated)
 #   kube-lab.sh down        stop everything (state is kept; `down --purge` also wipes it)
 #   kube-lab.sh status      processes and health
 #   kube-lab.sh env         KUBE_LAB_* variables and KUBECONFIG (eval "$(kube-lab.sh env)")
@@ -35,6 +39,9 @@ API_PORT=${KUBE_LAB_API_PORT:-6443}
 ETCD_CLIENT_PORT=${KUBE_LAB_ETCD_PORT:-2479}
 ETCD_PEER_PORT=${KUBE_LAB_ETCD_PEER_PORT:-2480}
 KCM_PORT=${KUBE_LAB_KCM_PORT:-10257}
+SCHED_PORT=${KUBE_LAB_SCHEDULER_PORT:-10259}
+# kubeadm's controller set: every controller enabled by default plus the bootstrap-token ones
+KCM_CONTROLLERS='*,bootstrapsigner,tokencleaner'
 SERVICE_CIDR=10.96.0.0/16
 SUITE=bookworm
 MIRROR=${KUBE_LAB_MIRROR:-http://deb.debian.org/debian}
@@ -42,6 +49,9 @@ BIN=$CACHE/bin
 APT_OPTS=(-y -o DPkg::Lock::Timeout=900 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold --no-install-recommends)
 PKGS=(golang-go etcd-server golang-github-modern-go-reflect2-dev openssl curl jq dpkg-dev make rsync)
 REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
+
+# shellcheck source=scripts/progress.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../scripts/progress.sh"
 
 ts() { date +%H:%M:%S; }
 log() { echo "[$(ts)] $*" >&2; }
@@ -67,10 +77,13 @@ fetch_source() { # -> prints the unpacked source directory
     return
   fi
   rm -rf "$src.tmp"; mkdir -p "$src.tmp"
-  log "apt-get update (private deb-src list in $CACHE/apt)"
-  private_apt -q update >&2
-  log "apt-get source kubernetes"
-  (cd "$src.tmp" && private_apt -q source kubernetes >&2)
+  progress_run "apt-get update (private deb-src list in $CACHE/apt)" "$LOG/apt.log" private_apt -q update >&2 ||
+    die "apt-get update failed (log: $LOG/apt.log)"
+  progress_run "apt-get source kubernetes (35 MB)" "$LOG/apt.log" \
+    bash -c 'cd "$1" && shift && "$@"' _ "$src.tmp" apt-get \
+    -o Dir::Etc::sourcelist="$CACHE/apt/sources.list" -o Dir::Etc::sourceparts=- \
+    -o Dir::State::Lists="$CACHE/apt/lists" -o Dir::Cache::Archives="$CACHE/apt/archives" \
+    -o APT::Get::List-Cleanup=0 -q source kubernetes >&2 || die "apt-get source failed (log: $LOG/apt.log)"
   rm -rf "$src"; mv "$src.tmp" "$src"
   compgen -G "$src/kubernetes-*/Makefile" | head -1 | xargs dirname
 }
@@ -96,7 +109,8 @@ fix_vendor() { # fix_vendor SRC : reflect2 1.0.1 -> 1.0.2 (1.0.1 crashes with Go
 build_bins() { # build_bins SRC WHAT...
   local dir=$1; shift
   local what t0
-  export GOPATH=$CACHE/gopath GOCACHE=$CACHE/gocache GOFLAGS=-mod=vendor GO111MODULE=on GOTOOLCHAIN=local
+  # -v: go prints each package it compiles, which the progress lines show
+  export GOPATH=$CACHE/gopath GOCACHE=$CACHE/gocache GOFLAGS='-mod=vendor -v' GO111MODULE=on GOTOOLCHAIN=local
   # the build scripts read the version from git; the Debian source has no .git
   export KUBE_GIT_VERSION=v1.20.2 KUBE_GIT_MAJOR=1 KUBE_GIT_MINOR=20 KUBE_GIT_TREE_STATE=clean
   export KUBE_GIT_COMMIT=faecb196815e248d3ecfb03c680a4507229c2a56
@@ -105,9 +119,10 @@ build_bins() { # build_bins SRC WHAT...
     local name=${what##*/}
     if [[ -x $BIN/$name ]]; then log "$name: already built ($BIN/$name)"; continue; fi
     t0=$(now_s)
-    log "building $what (nice; this takes minutes)"
-    (cd "$dir" && nice -n 10 make WHAT="$what" >"$CACHE/build-$name.log" 2>&1) ||
-      { tail -40 "$CACHE/build-$name.log" >&2; die "build of $what failed (log: $CACHE/build-$name.log)"; }
+: >"$CACHE/build-$name.log"
+    progress_run "building $what (nice; minutes: ~5 on 2 idle cores, more on a busy machine)" \
+      "$CACHE/build-$name.log" bash -c 'cd "$1" && nice -n 10 make WHAT="$2"' _ "$dir" "$what" >&2 ||
+      die "build of $what failed (log: $CACHE/build-$name.log)"
     local out
     out=$(find "$dir/_output" -type f -name "$name" -perm -u+x | head -1)
     [[ -n $out ]] || die "built $what but found no $name under $dir/_output"
@@ -125,16 +140,18 @@ cmd_install() {
   for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
   if ((${#missing[@]})); then
     t0=$(now_s)
-    log "apt-get install ${missing[*]}"
-    apt-get install "${APT_OPTS[@]}" "${missing[@]}" >&2 ||
-      { apt-get update -q >&2 && apt-get install "${APT_OPTS[@]}" "${missing[@]}" >&2; }
+    mkdir -p "$LOG"
+    progress_run "apt-get install ${missing[*]}" "$LOG/apt.log" apt-get install "${APT_OPTS[@]}" "${missing[@]}" >&2 ||
+      { progress_run "apt-get update; apt-get install ${missing[*]}" "$LOG/apt.log" \
+        bash -c 'apt-get update -q && apt-get install "$@"' _ "${APT_OPTS[@]}" "${missing[@]}" >&2; } ||
+      die "apt-get install failed (log: $LOG/apt.log)"
     log "TIMING apt-get install: $(($(now_s) - t0))s"
   fi
   t0=$(now_s)
   src=$(fetch_source)
   log "TIMING source: $(($(now_s) - t0))s ($src)"
   fix_vendor "$src"
-  build_bins "$src" cmd/kube-apiserver cmd/kube-controller-manager
+  build_bins "$src" cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler
   "$BIN/kube-apiserver" --version >&2
   log "TIMING install total: $(($(now_s) - t_all))s"
 }
@@ -230,16 +247,19 @@ gen_pki() { # CA, serving certificate, service-account key pair (kept across up/
     openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
     openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
   fi
-  if [[ ! -s $PKI/tokens.csv ]]; then
-    # static tokens: the admin (system:masters) and kube-controller-manager's identity
-    local admin kcm
-    admin=$(openssl rand -hex 24); kcm=$(openssl rand -hex 24)
-    printf '%s\n' "$admin,kube-lab-admin,kube-lab-admin,system:masters" \
-      "$kcm,system:kube-controller-manager,system:kube-controller-manager" >"$PKI/tokens.csv"
-  fi
-  chmod 0600 "$PKI"/*.key "$PKI/tokens.csv"
+  # static tokens: the admin (system:masters), kube-controller-manager's and kube-scheduler's
+  # identities (the scheduler's is added to a tokens.csv of an older kube-lab: the API server reads
+  # the file at start, so cmd_up restarts it then)
+  [[ -e $PKI/tokens.csv ]] || (umask 077 && : >"$PKI/tokens.csv")
+  local line
+  for line in "kube-lab-admin,kube-lab-admin,system:masters" \
+    "system:kube-controller-manager,system:kube-controller-manager" "system:kube-scheduler,system:kube-scheduler"; do
+    [[ -n $(static_token "${line%%,*}") ]] || echo "$(openssl rand -hex 24),$line" >>"$PKI/tokens.csv"
+  done
+  chmod 0600 "$PKI"/*.key
   write_kubeconfig "$STATE/admin.kubeconfig" kube-lab-admin "$(static_token kube-lab-admin)"
   write_kubeconfig "$STATE/kcm.kubeconfig" system:kube-controller-manager "$(static_token system:kube-controller-manager)"
+  write_kubeconfig "$STATE/scheduler.kubeconfig" system:kube-scheduler "$(static_token system:kube-scheduler)"
 }
 
 static_token() { awk -F, -v u="$1" '$2 == u { print $1 }' "$PKI/tokens.csv"; }
@@ -289,24 +309,51 @@ cmd_up() {
     --initial-cluster "kube-lab=http://127.0.0.1:$ETCD_PEER_PORT" \
     --quota-backend-bytes 1073741824 --log-level warn
   wait_for etcd "etcd on 127.0.0.1:$ETCD_CLIENT_PORT" 60 curl -sf --max-time 2 "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
+  # an API server started before its tokens.csv gained an identity does not know that token
+  if is_running kube-apiserver && [[ $PKI/tokens.csv -nt $RUN/kube-apiserver.pid ]]; then
+    log "tokens.csv changed since kube-apiserver started: restarting it"
+    stop_bg -t 3 kube-apiserver
+  fi
   apiserver_up
   if [[ -x $BIN/kube-controller-manager ]]; then
+    # the controllers a real control plane runs (kubeadm's set); a manager started by an older
+    # kube-lab with a shorter list is restarted
+    local kcm_args=(--kubeconfig "$STATE/kcm.kubeconfig" --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --port 0
+      --controllers "$KCM_CONTROLLERS"
+      --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt"
+      --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key"
+      --leader-elect=false --use-service-account-credentials=true
+      --authentication-skip-lookup=true --v 1)
+    restart_if_args_changed kube-controller-manager "${kcm_args[@]}"
     port_free_or_ours kube-controller-manager "$KCM_PORT"
-    # only the controllers the tests need: ServiceAccount + token controllers, namespace and
-    # garbage collection, PV protection (removes the finalizer of deleted PVs) (the TokenRequest
-    # API itself is served by kube-apiserver)
-    start_bg kube-controller-manager "$BIN/kube-controller-manager" \
-      --kubeconfig "$STATE/kcm.kubeconfig" --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --port 0 \
-      --controllers serviceaccount,serviceaccount-token,namespace,garbagecollector,pv-protection \
-      --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
-      --leader-elect=false --use-service-account-credentials=true \
-      --authentication-skip-lookup=true --v 1
+    start_bg kube-controller-manager "$BIN/kube-controller-manager" "${kcm_args[@]}"
     wait_for kube-controller-manager "kube-controller-manager on 127.0.0.1:$KCM_PORT" 60 \
       curl -skf --max-time 2 "https://127.0.0.1:$KCM_PORT/healthz"
   else
     log "kube-controller-manager not built: ServiceAccount token Secrets are not created (TokenRequest works)"
   fi
+  if [[ -x $BIN/kube-scheduler ]]; then
+    local sched_args=(--kubeconfig "$STATE/scheduler.kubeconfig" --bind-address 127.0.0.1
+      --secure-port "$SCHED_PORT" --port 0 --leader-elect=false --authentication-skip-lookup=true --v 1)
+    restart_if_args_changed kube-scheduler "${sched_args[@]}"
+    port_free_or_ours kube-scheduler "$SCHED_PORT"
+    start_bg kube-scheduler "$BIN/kube-scheduler" "${sched_args[@]}"
+    wait_for kube-scheduler "kube-scheduler on 127.0.0.1:$SCHED_PORT" 60 \
+      curl -skf --max-time 2 "https://127.0.0.1:$SCHED_PORT/healthz"
+  else
+    log "kube-scheduler not built (run '$0 install'): pods are not scheduled"
+  fi
   log "TIMING up: $(($(now_s) - t0))s; API server $SERVER (eval \"\$($0 env)\")"
+}
+
+restart_if_args_changed() { # restart_if_args_changed NAME ARGS... : stop NAME if it runs with other arguments
+  local name=$1 pid want have; shift
+  pid=$(pidof_svc "$name") || return 0
+  want=$(printf '%s\n' "$@")
+  have=$(tr '\0' '\n' <"/proc/$pid/cmdline" | tail -n +2)
+  [[ $want == "$have" ]] && return 0
+  log "$name runs with other arguments (an older kube-lab): restarting it"
+  stop_bg "$name"
 }
 
 apiserver_up() {
@@ -325,7 +372,7 @@ apiserver_up() {
 }
 
 cmd_down() {
-  stop_bg kube-controller-manager
+  stop_bg kube-scheduler kube-controller-manager
   stop_bg -t 3 kube-apiserver
   stop_bg etcd
   if [[ ${1:-} == --purge ]]; then log "purging $STATE"; rm -rf "$STATE"; fi
@@ -346,7 +393,7 @@ cmd_restart_apiserver() {
 
 cmd_status() {
   local name pid
-  for name in etcd kube-apiserver kube-controller-manager; do
+  for name in etcd kube-apiserver kube-controller-manager kube-scheduler; do
     if pid=$(pidof_svc "$name"); then
       echo "$name: running (pid $pid, rss $(($(awk '/VmRSS/ {print $2}' "/proc/$pid/status") / 1024)) MiB)"
     else
