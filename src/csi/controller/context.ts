@@ -42,6 +42,12 @@ export const META = {
    * No `/` in this key: Cinder cannot delete a metadata key containing one (DELETE .../metadata/a%2Fb → 404).
    */
   attachmentPrefix: 'cinder.csi.dev.attachment.',
+  /**
+   * `<key>` = node id: written before `POST /attachments`, removed once the new attachment is
+   * recorded under `attachmentPrefix`. A live attachment no record names belongs to this node
+   * (the POST's response was lost, or the controller died before recording it). See publish.ts.
+   */
+  publishIntent: 'cinder.csi.dev.publishing',
   /** On a backup-type CSI snapshot's temporary Cinder snapshot: the backup's CSI name. */
   backupOf: 'cinder.csi.dev/backup-of',
   /** The content source a volume was created from: `snapshot:<id>`, `backup:<id>`, `volume:<id>`, `image:<ref>`. */
@@ -102,6 +108,8 @@ export const lockKey = {
   snapshotName: (name: string) => `snapshot-name/${name}`,
   snapshot: (id: string) => `snapshot/${id}`,
   publish: (volumeId: string, nodeId: string) => `publish/${volumeId}/${nodeId}`,
+  /** Every change of a volume's attachments (publish, unpublish, delete): one at a time per volume. */
+  attach: (volumeId: string) => `attach/${volumeId}`,
 };
 
 /** A signal that fires `marginMs` before the call's deadline (or never), combined with the call's. */

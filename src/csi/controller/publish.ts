@@ -1,14 +1,51 @@
 /**
  * ControllerPublishVolume / ControllerUnpublishVolume on Cinder's attachments API (design.md,
- * "The attach flow").
+ * "The attach flow" and "Failure recovery").
  *
- * Which node an attachment is for: Cinder never returns an attachment's connector/host, and a
- * volume's `attachments` list only shows completed (`attached`) ones with `host_name`. So after
- * creating an attachment the controller records `cinder.csi.dev.attachment.<attachment id>` =
- * node id in the volume's metadata (removed on unpublish); both sources are consulted.
- * (If the controller dies between POST /attachments and the metadata write, the attachment has no
- * known node until the node stages it; for a non-multiattach volume the next publish to another
- * node reports it as attached to an "unrecorded" host, which an operator can inspect.)
+ * Cinder's state is the truth; every step is safe against a lost response and a crash right after
+ * it, because a retry re-reads Cinder and finishes what the first try started.
+ *
+ * What Cinder stores and returns (checked on the lab, Zed, microversion 3.70):
+ *   - `GET /attachments/{id}` and `GET /attachments/detail?volume_id=` give id, status, instance,
+ *     volume_id, attached_at, detached_at, attach_mode, connection_info, in every state:
+ *     `reserved` (POST without connector: connection_info {}, attach_mode "null"), `attaching`
+ *     (POST with connector; the POST's own answer still says `reserved`), `attached`
+ *     (after os-complete). Never the connector or its host.
+ *   - The volume's `attachments` list shows only `attached` ones, with `host_name` (the connector's
+ *     host) for admins only (null otherwise).
+ *   - `instance_uuid` at POST is returned as `instance` and filterable (`instance_id=`), so a UUID
+ *     derived from the node id would be a perfect tag, but since the fix of Cinder bug #2004555
+ *     deleting an attachment that has an instance and a connection asks Nova about that server:
+ *     without Nova (standalone Cinder, the lab) `DELETE /attachments/{id}` answers HTTP 500 and the
+ *     volume is stuck in-use until an admin resets it. So the driver never sets instance_uuid.
+ *
+ * Which node an attachment is for is therefore stored in the volume's metadata, in Cinder, around
+ * the POST (attachment-owners.ts):
+ *   intent  `cinder.csi.dev.publishing` = node   written BEFORE `POST /attachments`
+ *   record  `cinder.csi.dev.attachment.<id>` = node   written after it (a cache of the owner)
+ * and the attachment list is read on every publish/unpublish/delete. A live attachment that no
+ * record names was made by the POST of the stored intent: it belongs to the intent's node. Publish,
+ * unpublish and delete of one volume run one at a time in this controller (lock `attach/<volume>`;
+ * a concurrent call gets ABORTED), so at most one intent can be open per volume.
+ *
+ * Publish, step by step (what a retry finds → what it does):
+ *   1. read volume + attachments; an intent with unrecorded attachments → record them for the
+ *      intent's node, drop the intent (this is where a lost POST response is adopted)
+ *   2. this node already has an attachment → reuse it: record it if only host_name named it,
+ *      connect it if Cinder left it `reserved` without connection_info (PUT with the connector),
+ *      delete it and go on if Cinder put it in an error state
+ *   3. write the intent        → lost/crash: step 1 drops it (no attachment) or adopts the POST's
+ *   4. POST /attachments       → lost/crash: step 1 adopts the attachment for this node
+ *   5. write the record        → lost/crash: step 1/2 find it recorded (or adopt it again)
+ *   6. drop the intent         → lost/crash: step 1 drops it
+ * The answer (publish_context) is only given after step 5: an attachment without a record was
+ * never handed to any node. That is why DeleteVolume may delete such attachments (never published,
+ * no node uses them), and why a volume of another, non-multiattach node's attachment is refused.
+ *
+ * Unpublish deletes every live attachment whose owner is this node (record, host_name or the
+ * intent), then the records of deleted and vanished attachments and the intent; each delete is
+ * idempotent (404 = done), so a lost response or a crash at any point is finished by the retry.
+ * Attachments nothing accounts for (not made by this driver) are left alone and logged.
  *
  * publish_context (stored in plain text in the VolumeAttachment object) carries only non-secret
  * fields, selected by an allow-list:
@@ -29,8 +66,19 @@ import { isNoConnectorError } from '../connector-source.ts';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../errors.ts';
 import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
+import {
+  dropKeys,
+  ownedBy,
+  readAttachments,
+  recordOwner,
+  settleIntent,
+  writeIntent,
+} from './attachment-owners.ts';
 import { type Controller, lockKey, META, withLocks } from './context.ts';
 import { capabilityProblem, isReadOnlyMode, requireCapabilities } from './params.ts';
+
+/** Cinder's limit for a metadata value (the node id is stored as one). */
+const MAX_NODE_ID_BYTES = 255;
 
 const CONTEXT_KEYS: Readonly<Record<string, readonly string[]>> = {
   common: ['driver_volume_type', 'access_mode', 'volume_id'],
@@ -60,16 +108,6 @@ export function publishContext(att: Attachment): Record<string, string> {
   return out;
 }
 
-/** The node each attachment of `v` is for (undefined: not recorded). */
-function attachmentHosts(v: Volume): Map<string, string> {
-  const hosts = new Map<string, string>();
-  for (const [k, node] of Object.entries(v.metadata ?? {})) {
-    if (k.startsWith(META.attachmentPrefix)) hosts.set(k.slice(META.attachmentPrefix.length), node);
-  }
-  for (const a of v.attachments ?? []) if (a.host_name) hosts.set(a.attachment_id, a.host_name);
-  return hosts;
-}
-
 export async function controllerPublishVolume(
   c: Controller,
   req: csi.ControllerPublishVolumeRequest__Output,
@@ -77,6 +115,9 @@ export async function controllerPublishVolume(
 ): Promise<csi.ControllerPublishVolumeResponse> {
   if (!req.volume_id) throw invalidArgument('volume_id is required');
   if (!req.node_id) throw invalidArgument('node_id is required');
+  if (Buffer.byteLength(req.node_id) > MAX_NODE_ID_BYTES) {
+    throw invalidArgument(`node_id is longer than ${MAX_NODE_ID_BYTES} bytes (Cinder's metadata value limit)`);
+  }
   if (!req.volume_capability) throw invalidArgument('volume_capability is required');
   requireCapabilities([req.volume_capability], 'volume_capability');
   const cap = req.volume_capability;
@@ -86,8 +127,8 @@ export async function controllerPublishVolume(
 
   return withLocks(
     c,
-    [lockKey.publish(volumeId, nodeId)],
-    `volume ${volumeId} on node ${nodeId}`,
+    [lockKey.publish(volumeId, nodeId), lockKey.attach(volumeId)],
+    `the attachments of volume ${volumeId}`,
     async () => {
       try {
         const v = await c.cinder.getVolume(volumeId, { signal: ctx.signal }).catch((e) => {
@@ -103,43 +144,27 @@ export async function controllerPublishVolume(
           );
         }
 
-        const attachments = await c.cinder.listAttachments({ volume_id: volumeId }, { signal: ctx.signal });
-        const hosts = attachmentHosts(v);
-        const mine = attachments.filter((a) => hosts.get(a.id) === nodeId);
-        const existing = mine[0];
-        if (existing) {
-          if (existing.attach_mode && existing.attach_mode !== mode) {
-            throw alreadyExists(
-              `${what}: already published to this node in mode ${existing.attach_mode} (attachment ${existing.id}), not ${mode}`,
-            );
-          }
-          const full = existing.connection_info
-            ? existing
-            : await c.cinder.getAttachment(existing.id, { signal: ctx.signal });
-          if (v.metadata?.[`${META.attachmentPrefix}${existing.id}`] !== nodeId) {
-            await c.cinder.setVolumeMetadata(
-              volumeId,
-              { [`${META.attachmentPrefix}${existing.id}`]: nodeId },
-              { signal: ctx.signal },
-            );
-          }
-          ctx.log.info(
-            { volumeId, nodeId, attachmentId: existing.id },
-            'ControllerPublishVolume: reusing attachment',
-          );
-          return { publish_context: publishContext(full) };
+        // 1. What Cinder holds: finish an earlier try's bookkeeping first.
+        const s = await readAttachments(c, v, ctx.signal);
+        await settleIntent(c, volumeId, s, ctx);
+        for (const existing of ownedBy(s, nodeId)) {
+          const reused = await reuse(c, v, nodeId, existing, connector, mode, ctx);
+          if (reused) return { publish_context: publishContext(reused) };
+          s.live = s.live.filter((a) => a.id !== existing.id);
         }
 
-        const others = attachments.filter((a) => hosts.get(a.id) !== nodeId);
+        const others = s.live.filter((a) => s.owner.get(a.id) !== nodeId);
         if (!v.multiattach && others.length > 0) {
           const where = others.map(
-            (a) => `${hosts.get(a.id) ?? 'an unrecorded host'} (attachment ${a.id}, ${a.status})`,
+            (a) => `${s.owner.get(a.id) ?? 'a host this driver did not attach'} (attachment ${a.id}, ${a.status})`,
           );
           throw failedPrecondition(
-            `${what}: volume is not multiattach and is attached to ${where.join(', ')}`,
+            `${what}: volume is not multiattach and is attached to ${where.slice(0, 3).join(', ')}`,
           );
         }
 
+        // 2. Intent, POST, record, drop intent: a retry after any of them finds and finishes it.
+        await writeIntent(c, volumeId, nodeId, ctx.signal);
         const att = await c.cinder.createAttachment(
           {
             volume_uuid: volumeId,
@@ -148,18 +173,8 @@ export async function controllerPublishVolume(
           },
           { signal: ctx.signal },
         );
-        try {
-          await c.cinder.setVolumeMetadata(
-            volumeId,
-            { [`${META.attachmentPrefix}${att.id}`]: nodeId },
-            { signal: ctx.signal },
-          );
-        } catch (err) {
-          await c.cinder
-            .deleteAttachment(att.id, { signal: AbortSignal.timeout(30_000) })
-            .catch(() => undefined);
-          throw err;
-        }
+        await recordOwner(c, volumeId, [att.id], nodeId, ctx.signal);
+        await dropKeys(c, volumeId, [META.publishIntent], ctx.signal);
         ctx.log.info(
           { volumeId, nodeId, attachmentId: att.id, mode },
           'ControllerPublishVolume: attachment created',
@@ -170,6 +185,52 @@ export async function controllerPublishVolume(
       }
     },
   );
+}
+
+/**
+ * This node's attachment `a`, ready to hand out (recorded, with connection_info), or undefined
+ * when it was unusable (failed in Cinder) and has been deleted.
+ */
+async function reuse(
+  c: Controller,
+  v: Volume,
+  nodeId: string,
+  a: Attachment,
+  connector: HostConnector,
+  mode: AttachMode,
+  ctx: RpcContext,
+): Promise<Attachment | undefined> {
+  const signal = ctx.signal;
+  if (String(a.status).startsWith('error')) {
+    await deleteAttachmentIfPresent(c, a.id, signal);
+    await dropKeys(c, v.id, [`${META.attachmentPrefix}${a.id}`], signal);
+    ctx.log.info({ volumeId: v.id, nodeId, attachmentId: a.id, status: a.status }, 'deleted failed attachment');
+    return undefined;
+  }
+  if (a.attach_mode && a.attach_mode !== 'null' && a.attach_mode !== mode) {
+    throw alreadyExists(
+      `publish volume ${v.id} to node ${nodeId}: already published to this node in mode ${a.attach_mode} (attachment ${a.id}), not ${mode}`,
+    );
+  }
+  let full = a.connection_info ? a : await c.cinder.getAttachment(a.id, { signal });
+  if (!full.connection_info || Object.keys(full.connection_info).length === 0) {
+    // Reserved without a connection (Cinder failed between reserving and connecting): connect it.
+    full = await c.cinder.updateAttachment(a.id, connector, {
+      signal,
+      ...(c.cinder.supports('3.54') ? { mode } : {}),
+    });
+  }
+  if (v.metadata?.[`${META.attachmentPrefix}${a.id}`] !== nodeId) {
+    await recordOwner(c, v.id, [a.id], nodeId, signal);
+  }
+  ctx.log.info({ volumeId: v.id, nodeId, attachmentId: a.id }, 'ControllerPublishVolume: reusing attachment');
+  return full;
+}
+
+async function deleteAttachmentIfPresent(c: Controller, id: string, signal: AbortSignal): Promise<void> {
+  await c.cinder.deleteAttachment(id, { signal }).catch((err) => {
+    if (!(err as { notFound?: boolean }).notFound) throw err;
+  });
 }
 
 async function nodeConnector(c: Controller, nodeId: string, signal: AbortSignal): Promise<HostConnector> {
@@ -186,7 +247,11 @@ async function nodeConnector(c: Controller, nodeId: string, signal: AbortSignal)
   return connector;
 }
 
-/** Deletes this node's attachment(s) of the volume. Missing volume, attachment or node → success. */
+/**
+ * Deletes every attachment of the volume that belongs to this node (recorded, completed with its
+ * host, or created for it but never recorded), then the records. Missing volume, attachment or node
+ * → success. An empty node_id means "from all nodes" (CSI spec): every attachment this driver made.
+ */
 export async function controllerUnpublishVolume(
   c: Controller,
   req: csi.ControllerUnpublishVolumeRequest__Output,
@@ -197,8 +262,8 @@ export async function controllerUnpublishVolume(
   const what = `unpublish volume ${volumeId} from node ${nodeId || '(all nodes)'}`;
   return withLocks(
     c,
-    [lockKey.publish(volumeId, nodeId)],
-    `volume ${volumeId} on node ${nodeId}`,
+    [lockKey.publish(volumeId, nodeId), lockKey.attach(volumeId)],
+    `the attachments of volume ${volumeId}`,
     async () => {
       try {
         let v: Volume;
@@ -208,32 +273,30 @@ export async function controllerUnpublishVolume(
           if ((err as { notFound?: boolean }).notFound) return {};
           throw err;
         }
-        const hosts = attachmentHosts(v);
-        const attachments = await c.cinder.listAttachments({ volume_id: volumeId }, { signal: ctx.signal });
-        const live = new Set(attachments.map((a) => a.id));
-        // An empty node_id means "from all nodes" (CSI spec).
-        const targets = attachments.filter((a) => (nodeId ? hosts.get(a.id) === nodeId : hosts.has(a.id)));
+        const s = await readAttachments(c, v, ctx.signal);
+        const isTarget = (owner: string | undefined) => (nodeId ? owner === nodeId : owner !== undefined);
+        if (s.intent && !isTarget(s.intent)) await settleIntent(c, volumeId, s, ctx);
+        const targets = s.live.filter((a) => isTarget(s.owner.get(a.id)));
         for (const a of targets) {
-          try {
-            await c.cinder.deleteAttachment(a.id, { signal: ctx.signal });
-          } catch (err) {
-            if (!(err as { notFound?: boolean }).notFound) throw err;
-          }
+          await deleteAttachmentIfPresent(c, a.id, ctx.signal);
           ctx.log.info(
-            { volumeId, nodeId: hosts.get(a.id), attachmentId: a.id },
+            { volumeId, nodeId: s.owner.get(a.id), attachmentId: a.id, status: a.status },
             'ControllerUnpublishVolume: attachment deleted',
           );
         }
-        // Drop this node's records, and records of attachments that no longer exist.
-        const gone = new Set(targets.map((a) => a.id));
-        for (const [k, node] of Object.entries(v.metadata ?? {})) {
-          if (!k.startsWith(META.attachmentPrefix)) continue;
-          const attId = k.slice(META.attachmentPrefix.length);
-          if (gone.has(attId) || (!live.has(attId) && (!nodeId || node === nodeId))) {
-            await c.cinder.deleteVolumeMetadataKey(volumeId, k, { signal: ctx.signal }).catch((err) => {
-              if (!(err as { notFound?: boolean }).notFound) throw err;
-            });
-          }
+        // Then the records: of the deleted attachments, of ones already gone, and the intent.
+        const keys = new Set(s.staleRecords);
+        for (const a of targets) {
+          const k = `${META.attachmentPrefix}${a.id}`;
+          if (v.metadata?.[k] !== undefined) keys.add(k);
+        }
+        if (s.intent && isTarget(s.intent)) keys.add(META.publishIntent);
+        await dropKeys(c, volumeId, [...keys], ctx.signal);
+        if (s.foreign.length > 0) {
+          ctx.log.warn(
+            { volumeId, attachmentIds: s.foreign.map((a) => a.id).slice(0, 5) },
+            'ControllerUnpublishVolume: the volume has attachments this driver did not make; left alone',
+          );
         }
         return {};
       } catch (err) {
@@ -241,4 +304,23 @@ export async function controllerUnpublishVolume(
       }
     },
   );
+}
+
+/**
+ * DeleteVolume's first step: attachments created for a node but never recorded were never handed
+ * to any node (publish records before it answers), so no node uses them: delete them and the
+ * intent. Returns the volume as Cinder has it afterwards.
+ */
+export async function dropNeverPublished(c: Controller, v: Volume, ctx: RpcContext): Promise<Volume> {
+  if (!v.metadata?.[META.publishIntent]) return v;
+  const s = await readAttachments(c, v, ctx.signal);
+  for (const a of s.unrecorded) {
+    await deleteAttachmentIfPresent(c, a.id, ctx.signal);
+    ctx.log.info(
+      { volumeId: v.id, nodeId: s.intent, attachmentId: a.id },
+      'DeleteVolume: deleted an attachment that was created but never handed out',
+    );
+  }
+  await dropKeys(c, v.id, [META.publishIntent], ctx.signal);
+  return s.unrecorded.length > 0 ? c.cinder.getVolume(v.id, { signal: ctx.signal }) : v;
 }

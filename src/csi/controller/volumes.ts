@@ -12,6 +12,7 @@ import type { RpcContext } from '../rpc.ts';
 import { type Controller, lockKey, META, withLocks } from './context.ts';
 import { bytesOf, conditionOf, publishedNodes, sizeGiB, toCsiVolume } from './convert.ts';
 import { cinderPage } from './paging.ts';
+import { dropNeverPublished } from './publish.ts';
 import { capabilityProblem, parseMutableParams, parseVolumeParams } from './params.ts';
 
 const _UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -30,7 +31,8 @@ async function getVolumeOr404(c: Controller, id: string, ctx: RpcContext, what: 
 // ---------------------------------------------------------------- DeleteVolume
 
 /**
- * Missing → success. Attached (or being attached) → FAILED_PRECONDITION naming the nodes; dependent
+ * Missing → success. Attachments created by a publish whose answer was lost and that no node ever
+ * got (publish.ts) are deleted first. Attached (or being attached) → FAILED_PRECONDITION naming the nodes; dependent
  * snapshots → FAILED_PRECONDITION naming them. Waits until Cinder has really removed the volume,
  * so that a failed delete (error_deleting) is reported instead of leaking the volume.
  */
@@ -42,7 +44,7 @@ export async function deleteVolume(
   if (!req.volume_id) throw invalidArgument('volume_id is required');
   const id = req.volume_id;
   const what = `delete volume ${id}`;
-  return withLocks(c, [lockKey.volume(id)], `volume ${id}`, async () => {
+  return withLocks(c, [lockKey.volume(id), lockKey.attach(id)], `volume ${id}`, async () => {
     try {
       let v: Volume;
       try {
@@ -52,6 +54,8 @@ export async function deleteVolume(
         throw err;
       }
       if (v.status !== 'deleting') {
+        // An attachment a lost publish created but never handed out blocks nothing.
+        v = await dropNeverPublished(c, v, ctx);
         const nodes = publishedNodes(v);
         const busy = ['in-use', 'attaching', 'detaching', 'reserved'].includes(String(v.status));
         if (busy || (v.attachments ?? []).length > 0) {
