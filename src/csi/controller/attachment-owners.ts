@@ -39,7 +39,11 @@ export interface VolumeAttachments {
 const recordKey = (attachmentId: string) => `${META.attachmentPrefix}${attachmentId}`;
 
 /** Reads the volume's live attachments and works out their owners (no writes). */
-export async function readAttachments(c: Controller, v: Volume, signal: AbortSignal): Promise<VolumeAttachments> {
+export async function readAttachments(
+  c: Controller,
+  v: Volume,
+  signal: AbortSignal,
+): Promise<VolumeAttachments> {
   const listed = await c.cinder.listAttachments({ volume_id: v.id }, { signal });
   const live = listed.filter((a) => a.volume_id === v.id && !GONE.has(String(a.status)));
   const liveIds = new Set(live.map((a) => a.id));

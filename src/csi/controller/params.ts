@@ -27,6 +27,7 @@
  *   csi.storage.k8s.io/volumesnapshot/name, .../namespace, .../volumesnapshotcontent/name: metadata
  */
 
+import { multiNodeWriterMountProblem } from '../access-modes.ts';
 import { invalidArgument } from '../errors.ts';
 import type * as csi from '../generated/csi/v1/index.ts';
 import { SNAPSHOT_EXTRA_METADATA, VOLUME_EXTRA_METADATA } from './context.ts';
@@ -213,7 +214,9 @@ export function isReadOnlyMode(cap: csi.VolumeCapability__Output): boolean {
 
 /**
  * Why the driver cannot provide `cap` for a volume with the given multiattach flag, or undefined
- * when it can. Block and mount are both supported; multi-node modes need a multiattach volume.
+ * when it can. Block and mount are both supported; multi-node modes need a multiattach volume, and
+ * a writable multi-node mode needs block access (the Node service's reason, src/csi/access-modes.ts:
+ * a filesystem written from several nodes is corrupted).
  */
 export function capabilityProblem(
   cap: csi.VolumeCapability__Output,
@@ -222,6 +225,8 @@ export function capabilityProblem(
   const mode = accessModeOf(cap);
   if (!KNOWN_MODES.has(mode)) return `access mode ${mode} is not supported`;
   if (!cap.block && !cap.mount) return 'access type (block or mount) is missing';
+  const shared = multiNodeWriterMountProblem(mode, cap);
+  if (shared) return shared;
   if (MULTI_NODE.has(mode) && !multiattach) {
     return `access mode ${mode} needs a multiattach volume (a volume type with multiattach="<is> True")`;
   }
@@ -238,5 +243,7 @@ export function requireCapabilities(
     const mode = accessModeOf(cap);
     if (!KNOWN_MODES.has(mode)) throw invalidArgument(`${field}: access mode ${mode} is not supported`);
     if (!cap.block && !cap.mount) throw invalidArgument(`${field}: access type (block or mount) is missing`);
+    const shared = multiNodeWriterMountProblem(mode, cap);
+    if (shared) throw invalidArgument(`${field}: ${shared}`);
   }
 }

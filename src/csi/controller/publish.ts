@@ -63,7 +63,7 @@ import type { AttachMode, Attachment, HostConnector, Volume } from '../../openst
 import { isSecretKey } from '../../util/logger.ts';
 import { fromCloudError } from '../cloud-errors.ts';
 import { isNoConnectorError } from '../connector-source.ts';
-import { alreadyExists, failedPrecondition, invalidArgument, notFound } from '../errors.ts';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailable } from '../errors.ts';
 import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
 import {
@@ -116,7 +116,9 @@ export async function controllerPublishVolume(
   if (!req.volume_id) throw invalidArgument('volume_id is required');
   if (!req.node_id) throw invalidArgument('node_id is required');
   if (Buffer.byteLength(req.node_id) > MAX_NODE_ID_BYTES) {
-    throw invalidArgument(`node_id is longer than ${MAX_NODE_ID_BYTES} bytes (Cinder's metadata value limit)`);
+    throw invalidArgument(
+      `node_id is longer than ${MAX_NODE_ID_BYTES} bytes (Cinder's metadata value limit)`,
+    );
   }
   if (!req.volume_capability) throw invalidArgument('volume_capability is required');
   requireCapabilities([req.volume_capability], 'volume_capability');
@@ -156,10 +158,19 @@ export async function controllerPublishVolume(
         const others = s.live.filter((a) => s.owner.get(a.id) !== nodeId);
         if (!v.multiattach && others.length > 0) {
           const where = others.map(
-            (a) => `${s.owner.get(a.id) ?? 'a host this driver did not attach'} (attachment ${a.id}, ${a.status})`,
+            (a) =>
+              `${s.owner.get(a.id) ?? 'a host this driver did not attach'} (attachment ${a.id}, ${a.status})`,
           );
           throw failedPrecondition(
             `${what}: volume is not multiattach and is attached to ${where.slice(0, 3).join(', ')}`,
+          );
+        }
+
+        if (v.multiattach && others.length > 0 && (v.status === 'attaching' || v.status === 'reserved')) {
+          // Cinder reserves a multiattach volume for another host only when available or in-use.
+          throw unavailable(
+            `${what}: Cinder attaches a multiattach volume to one more host only once the current ` +
+              `attachment is complete (volume is ${v.status}); retry after the other node has staged it`,
           );
         }
 
@@ -204,7 +215,10 @@ async function reuse(
   if (String(a.status).startsWith('error')) {
     await deleteAttachmentIfPresent(c, a.id, signal);
     await dropKeys(c, v.id, [`${META.attachmentPrefix}${a.id}`], signal);
-    ctx.log.info({ volumeId: v.id, nodeId, attachmentId: a.id, status: a.status }, 'deleted failed attachment');
+    ctx.log.info(
+      { volumeId: v.id, nodeId, attachmentId: a.id, status: a.status },
+      'deleted failed attachment',
+    );
     return undefined;
   }
   if (a.attach_mode && a.attach_mode !== 'null' && a.attach_mode !== mode) {

@@ -11,9 +11,9 @@
  * with ready_to_use=false; the snapshotter calls again until it is true.
  *
  * ListSnapshots shows this cluster's snapshots (metadata `cinder.csi.dev/cluster`); backups are
- * only listed by id. A snapshot from which Cinder volumes were created cannot be deleted while
- * those volumes exist (FAILED_PRECONDITION naming them): on copy-on-write backends (RBD) they
- * depend on it.
+ * only listed by id. Whether a snapshot with volumes created from it can be deleted is Cinder's
+ * (the backend's) decision: refused on copy-on-write backends (RBD) → FAILED_PRECONDITION naming
+ * the dependent volumes; allowed where restored volumes are independent copies.
  */
 
 import type { Backup, Snapshot } from '../../openstack/cinder-types.ts';
@@ -339,6 +339,13 @@ export async function deleteSnapshot(
   });
 }
 
+/**
+ * Cinder decides whether a snapshot with volumes created from it can go (docs/operations.md, per
+ * backend): independent copies (fake, LVM/tgt, file) → deleted; copy-on-write clones (RBD without
+ * `rbd_flatten_volume_from_snapshot`) → Cinder's volume service refuses ("Snapshot is busy") and
+ * puts the snapshot back to `available`. So the driver asks Cinder to delete it and, only when
+ * Cinder refused, names the dependent volumes it can find with one narrow query.
+ */
 async function deletePlainSnapshot(c: Controller, id: string, ctx: RpcContext): Promise<void> {
   let s: Snapshot;
   try {
@@ -348,15 +355,6 @@ async function deletePlainSnapshot(c: Controller, id: string, ctx: RpcContext): 
     throw err;
   }
   if (s.status !== 'deleting') {
-    const dependents: string[] = [];
-    for await (const v of c.cinder.listVolumes({}, { signal: ctx.signal })) {
-      if (v.snapshot_id === id && !String(v.status).startsWith('delet')) dependents.push(v.id);
-    }
-    if (dependents.length > 0) {
-      throw failedPrecondition(
-        `snapshot ${id} has dependent volumes ${dependents.join(', ')} created from it; delete them first`,
-      );
-    }
     try {
       await c.cinder.deleteSnapshot(id, { signal: ctx.signal });
     } catch (err) {
@@ -364,14 +362,49 @@ async function deletePlainSnapshot(c: Controller, id: string, ctx: RpcContext): 
       throw err;
     }
   }
-  // A backend that refuses (e.g. snapshot busy) puts the snapshot back to available.
-  await c.cinder.waitForSnapshot(id, {
-    target: [],
-    gone: true,
-    failOn: ['error_deleting', 'error', 'available'],
-    signal: ctx.signal,
-  });
+  try {
+    // A backend that refuses (e.g. snapshot busy) puts the snapshot back to available.
+    await c.cinder.waitForSnapshot(id, {
+      target: [],
+      gone: true,
+      failOn: ['error_deleting', 'error', 'available'],
+      signal: ctx.signal,
+    });
+  } catch (err) {
+    if (err instanceof WaitFailedError && err.status === 'available') {
+      const deps = await dependentVolumes(c, id, ctx);
+      throw failedPrecondition(
+        `snapshot ${id}: Cinder refused to delete it (${err.reason ?? 'the backend keeps it'}); ` +
+          (deps.length > 0
+            ? `volumes created from it depend on it on this backend: ${deps.join(', ')}; delete them first`
+            : 'on copy-on-write backends (RBD) volumes created from it depend on it; delete them first'),
+      );
+    }
+    throw err;
+  }
   ctx.log.info({ snapshotId: id }, 'DeleteSnapshot: deleted');
+}
+
+const MAX_NAMED_DEPENDENTS = 5;
+
+/**
+ * Up to a few volumes created from the snapshot: one page of `GET /volumes/detail?snapshot_id=`.
+ * Only admins may use that filter (Cinder's resource filters): for others Cinder answers 400, and
+ * the message names none rather than listing the whole project.
+ */
+async function dependentVolumes(c: Controller, id: string, ctx: RpcContext): Promise<string[]> {
+  try {
+    const page = await c.cinder.listVolumesPage(
+      { snapshot_id: id, limit: MAX_NAMED_DEPENDENTS + 1 },
+      { signal: ctx.signal },
+    );
+    // An older Cinder may ignore the filter: keep only real dependents.
+    const ids = page.items.filter((v) => v.snapshot_id === id).map((v) => v.id);
+    return ids.length > MAX_NAMED_DEPENDENTS ? [...ids.slice(0, MAX_NAMED_DEPENDENTS), '...'] : ids;
+  } catch (err) {
+    ctx.log.debug({ snapshotId: id, err: (err as Error).message }, 'cannot look up dependent volumes');
+    return [];
+  }
 }
 
 async function deleteBackupSnapshot(c: Controller, backupId: string, ctx: RpcContext): Promise<void> {

@@ -12,8 +12,8 @@ import type { RpcContext } from '../rpc.ts';
 import { type Controller, lockKey, META, withLocks } from './context.ts';
 import { bytesOf, conditionOf, publishedNodes, sizeGiB, toCsiVolume } from './convert.ts';
 import { cinderPage } from './paging.ts';
-import { dropNeverPublished } from './publish.ts';
 import { capabilityProblem, parseMutableParams, parseVolumeParams } from './params.ts';
+import { dropNeverPublished } from './publish.ts';
 
 const _UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -234,7 +234,12 @@ export async function controllerExpandVolume(
 
 // ---------------------------------------------------------------- ControllerModifyVolume
 
-/** Mutable parameter `type` → `os-retype` with `migrationPolicy`; waits until the new type shows. */
+/**
+ * Mutable parameter `type` → `os-retype` with `migrationPolicy`; waits until the new type shows.
+ * A retype Cinder cannot do as asked (needs a migration while migrationPolicy is never) →
+ * INVALID_ARGUMENT (infeasible, CSI 1.12); one it refuses for the volume's state (e.g. snapshots
+ * block a migration) → FAILED_PRECONDITION.
+ */
 export async function controllerModifyVolume(
   c: Controller,
   req: csi.ControllerModifyVolumeRequest__Output,
@@ -281,12 +286,17 @@ export async function retype(
       return done;
     }
     const why = await latestUserMessage(c.cinder, v.id, ctx.signal);
-    throw failedPrecondition(
-      `${what}: Cinder did not retype it${why ? `: ${why}` : ''}` +
-        (policy === 'never'
-          ? ' (migrationPolicy is never: the new type may need a migration to another backend)'
-          : ''),
-    );
+    const refused = `${what}: Cinder did not retype it${why ? `: ${why}` : ''}`;
+    // With migrationPolicy never, Cinder only retypes in place: a type it cannot reach without moving
+    // the data is an infeasible modification, which spec 1.12 answers with INVALID_ARGUMENT (the
+    // resizer marks the PVC's modification Infeasible instead of retrying for ever).
+    if (policy === 'never') {
+      throw invalidArgument(
+        `${refused} (migrationPolicy is never and the new type needs a migration to another backend; ` +
+          'allow it with migrationPolicy: on-demand, or choose a type of the same backend)',
+      );
+    }
+    throw failedPrecondition(refused);
   } catch (err) {
     throw fromCloudError(err, what, {
       signal: ctx.signal,

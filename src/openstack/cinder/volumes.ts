@@ -218,6 +218,7 @@ function volumeQuery(f: VolumeListFilters): Query {
     name: f.name,
     status: f.status,
     availability_zone: f.availability_zone,
+    snapshot_id: f.snapshot_id,
     // Cinder evaluates the metadata filter as a Python dict literal; JSON of string pairs is one.
     metadata: f.metadata && Object.keys(f.metadata).length > 0 ? JSON.stringify(f.metadata) : undefined,
     all_tenants: f.all_tenants ? 1 : undefined,

@@ -140,7 +140,7 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
       );
       await code(
         svc.ControllerPublishVolume(
-          { ...pubReq(id, n1), volume_capability: mountCap('MULTI_NODE_MULTI_WRITER') },
+          { ...pubReq(id, n1), volume_capability: mountCap('MULTI_NODE_READER_ONLY') },
           ctx(),
         ),
         Code.INVALID_ARGUMENT,

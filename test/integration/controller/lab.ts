@@ -10,6 +10,7 @@ import { createControllerService, META } from '../../../src/csi/controller/index
 import type { RpcContext } from '../../../src/csi/rpc.ts';
 import { CinderClient } from '../../../src/openstack/cinder.ts';
 import type { HostConnector } from '../../../src/openstack/cinder-types.ts';
+import { OpenStackError } from '../../../src/openstack/errors.ts';
 import { OpenStackSession, type ServiceSession } from '../../../src/openstack/session.ts';
 import { silentLogger } from '../../../src/util/logger.ts';
 import { labAvailable, labConfig } from '../../support/lab.ts';
@@ -191,7 +192,12 @@ export function createReq(name: string, extra: Record<string, unknown> = {}) {
 }
 
 export function mountCap(
-  mode: 'SINGLE_NODE_WRITER' | 'MULTI_NODE_MULTI_WRITER' | 'SINGLE_NODE_READER_ONLY' = 'SINGLE_NODE_WRITER',
+  mode:
+    | 'SINGLE_NODE_WRITER'
+    | 'MULTI_NODE_MULTI_WRITER'
+    | 'MULTI_NODE_SINGLE_WRITER'
+    | 'MULTI_NODE_READER_ONLY'
+    | 'SINGLE_NODE_READER_ONLY' = 'SINGLE_NODE_WRITER',
 ) {
   return {
     mount: { fs_type: 'ext4', mount_flags: [], volume_mount_group: '' },
@@ -281,4 +287,44 @@ export async function quotaProject(
       }
     },
   };
+}
+
+/**
+ * The real client with one fault: the `nth` (1-based) call of `method` loses its response after
+ * Cinder acted (`after`: the call really runs, then a connection reset is thrown, like a response
+ * dropped on the way back or the controller dying right after the request), or fails before
+ * reaching Cinder (`before`: like a crash just before the call). Every other call goes through.
+ */
+export function lossy(
+  real: CinderClient,
+  method: keyof CinderClient,
+  when: 'before' | 'after',
+  nth = 1,
+): CinderClient & { faults: number } {
+  let calls = 0;
+  const state = { faults: 0 };
+  const reset = () =>
+    new OpenStackError({
+      status: undefined,
+      faultMessage: 'socket hang up (test fault: response lost)',
+      method: 'POST',
+      url: `lab/${String(method)}`,
+      code: 'ECONNRESET',
+    });
+  return new Proxy(real, {
+    get(target, prop) {
+      if (prop === 'faults') return state.faults;
+      const value = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      if (prop !== method) return value.bind(target);
+      return async (...args: unknown[]) => {
+        calls++;
+        if (calls !== nth) return value.apply(target, args);
+        state.faults++;
+        if (when === 'before') throw reset();
+        await value.apply(target, args);
+        throw reset();
+      };
+    },
+  }) as CinderClient & { faults: number };
 }

@@ -45,6 +45,13 @@ export interface FakeCinderOptions {
   gigabytesQuota?: number;
   perVolumeGigabytes?: number;
   backupService?: boolean;
+  /**
+   * Volumes restored from a snapshot depend on it (like RBD clones): deleting such a snapshot puts
+   * it back to `available` with the user message "Snapshot is busy", as Cinder's volume service does.
+   */
+  cowSnapshots?: boolean;
+  /** Refuse the admin-only `snapshot_id` volume filter with 400 (a non-admin user). */
+  nonAdmin?: boolean;
 }
 
 interface AttachmentRec extends Attachment {
@@ -67,6 +74,8 @@ export class FakeCinder implements CinderApi {
   microversion: Microversion;
   delayMs: number;
   gigabytesQuota: number;
+  cowSnapshots: boolean;
+  nonAdmin: boolean;
   perVolumeGigabytes: number;
   backupService: boolean;
   /** cinder.conf allow_availability_zone_fallback: an unknown zone silently becomes `nova`. */
@@ -82,6 +91,8 @@ export class FakeCinder implements CinderApi {
     this.gigabytesQuota = opts.gigabytesQuota ?? 1000;
     this.perVolumeGigabytes = opts.perVolumeGigabytes ?? -1;
     this.backupService = opts.backupService ?? true;
+    this.cowSnapshots = opts.cowSnapshots ?? false;
+    this.nonAdmin = opts.nonAdmin ?? false;
   }
 
   #call(name: string, opts?: CallOptions): void {
@@ -210,7 +221,11 @@ export class FakeCinder implements CinderApi {
   }
 
   #filterVolumes(f: VolumeListFilters): Volume[] {
+    if (f.snapshot_id !== undefined && this.nonAdmin) {
+      throw fail(400, 'Invalid filters snapshot_id are found in query options.');
+    }
     return [...this.volumes.values()]
+      .filter((v) => f.snapshot_id === undefined || v.snapshot_id === f.snapshot_id)
       .filter(
         (v) =>
           (f.name === undefined || v.name === f.name) && (f.status === undefined || v.status === f.status),
@@ -451,7 +466,23 @@ export class FakeCinder implements CinderApi {
       );
     }
     s.status = 'deleting';
-    this.#later(() => this.snapshots.delete(id));
+    const busy = this.cowSnapshots && [...this.volumes.values()].some((v) => v.snapshot_id === id);
+    this.#later(() => {
+      if (!busy) {
+        this.snapshots.delete(id);
+        return;
+      }
+      s.status = 'available';
+      this.messages.push({
+        id: randomUUID(),
+        resource_uuid: id,
+        resource_type: 'VOLUME_SNAPSHOT',
+        event_id: 'VOLUME_VOLUME_SNAPSHOT_003',
+        message_level: 'ERROR',
+        user_message: 'delete snapshot:Snapshot is busy.',
+        created_at: this.#now(),
+      });
+    });
   }
 
   async setSnapshotMetadata(id: string, metadata: Record<string, string>): Promise<void> {
@@ -469,6 +500,7 @@ export class FakeCinder implements CinderApi {
       gone: wait.gone,
       signal: wait.signal,
       schedule: FAST,
+      explain: async () => (await this.listMessages({ resource_uuid: id })).at(-1)?.user_message,
     });
   }
 

@@ -131,7 +131,7 @@ describe('ControllerPublishVolume', () => {
     );
     await rejectsWith(
       svc.ControllerPublishVolume(
-        pubReq(id, 'node-1', { volume_capability: cap('MULTI_NODE_MULTI_WRITER') }),
+        pubReq(id, 'node-1', { volume_capability: cap('MULTI_NODE_MULTI_WRITER', 'block') }),
         ctx(),
       ),
       Code.INVALID_ARGUMENT,
@@ -157,7 +157,14 @@ describe('ControllerPublishVolume', () => {
   it('multiattach volumes publish to several nodes', async () => {
     const { cinder, svc, id } = await setup({ type: 'multi' });
     const mm = cap('MULTI_NODE_MULTI_WRITER', 'block');
-    await svc.ControllerPublishVolume(pubReq(id, 'node-1', { volume_capability: mm }), ctx());
+    const p1 = await svc.ControllerPublishVolume(pubReq(id, 'node-1', { volume_capability: mm }), ctx());
+    // Like real Cinder (lab): another host only once the volume is in-use → UNAVAILABLE until then.
+    await rejectsWith(
+      svc.ControllerPublishVolume(pubReq(id, 'node-2', { volume_capability: mm }), ctx()),
+      Code.UNAVAILABLE,
+      /complete/,
+    );
+    await cinder.completeAttachment(p1.publish_context?.['attachment_id'] ?? '');
     await svc.ControllerPublishVolume(pubReq(id, 'node-2', { volume_capability: mm }), ctx());
     assert.equal(cinder.attachments.size, 2);
     const got = await svc.ControllerGetVolume({ volume_id: id }, ctx());

@@ -158,25 +158,52 @@ describe('CreateSnapshot', () => {
 });
 
 describe('DeleteSnapshot / ListSnapshots / GetSnapshot', () => {
-  it('dependent volumes → FAILED_PRECONDITION naming them; missing → success', async () => {
-    const { cinder, svc, id } = await setup();
+  async function restoredFrom(svc: ReturnType<typeof service>, id: string) {
     const s = await svc.CreateSnapshot(snapReq('dep', id), ctx());
     const sid = s.snapshot?.snapshot_id ?? '';
     const restored = await svc.CreateVolume(
       createReq('restored', { volume_content_source: { snapshot: { snapshot_id: sid }, type: 'snapshot' } }),
       ctx(),
     );
-    const rid = restored.volume?.volume_id ?? '';
+    return { sid, rid: restored.volume?.volume_id ?? '' };
+  }
+
+  it('a snapshot with restored volumes: Cinder decides; independent copies → deleted, no volume listing', async () => {
+    const { cinder, svc, id } = await setup();
+    const { sid, rid } = await restoredFrom(svc, id);
+    cinder.calls.length = 0;
+    await svc.DeleteSnapshot({ snapshot_id: sid, secrets: {} }, ctx());
+    assert.equal(cinder.snapshots.size, 0);
+    assert.ok(cinder.volumes.has(rid), 'the restored volume is untouched');
+    assert.ok(!cinder.calls.includes('listVolumes'), `no volume listing: ${cinder.calls.join(',')}`);
+    await svc.DeleteSnapshot({ snapshot_id: sid, secrets: {} }, ctx());
+    await rejectsWith(svc.DeleteSnapshot({ snapshot_id: '', secrets: {} }, ctx()), Code.INVALID_ARGUMENT);
+  });
+
+  it('copy-on-write backend refuses → FAILED_PRECONDITION with its reason and the dependents (one narrow query)', async () => {
+    const { cinder, svc, id } = await setup(new FakeCinder({ cowSnapshots: true }));
+    const { sid, rid } = await restoredFrom(svc, id);
+    for (let i = 0; i < 3; i++) await cinder.createVolume({ size: 1, name: `unrelated-${i}` });
+    cinder.calls.length = 0;
     await rejectsWith(
       svc.DeleteSnapshot({ snapshot_id: sid, secrets: {} }, ctx()),
       Code.FAILED_PRECONDITION,
-      new RegExp(rid),
+      new RegExp(`Snapshot is busy.*${rid}`),
     );
+    assert.equal(cinder.calls.filter((c) => c === 'listVolumes').length, 1);
+    assert.equal(cinder.snapshots.get(sid)?.status, 'available');
     await svc.DeleteVolume({ volume_id: rid, secrets: {} }, ctx());
     await svc.DeleteSnapshot({ snapshot_id: sid, secrets: {} }, ctx());
     assert.equal(cinder.snapshots.size, 0);
-    await svc.DeleteSnapshot({ snapshot_id: sid, secrets: {} }, ctx());
-    await rejectsWith(svc.DeleteSnapshot({ snapshot_id: '', secrets: {} }, ctx()), Code.INVALID_ARGUMENT);
+  });
+
+  it('copy-on-write refusal for a non-admin (snapshot_id filter refused) names no volumes and lists nothing else', async () => {
+    const { svc, id } = await setup(new FakeCinder({ cowSnapshots: true, nonAdmin: true }));
+    const { sid, rid } = await restoredFrom(svc, id);
+    const err = await svc.DeleteSnapshot({ snapshot_id: sid, secrets: {} }, ctx()).catch((e) => e);
+    assert.equal(err.code, Code.FAILED_PRECONDITION);
+    assert.match(err.message, /Snapshot is busy.*copy-on-write/);
+    assert.doesNotMatch(err.message, new RegExp(rid));
   });
 
   it('lists this cluster only with paging, by id and by source; GetSnapshot NOT_FOUND', async () => {

@@ -323,7 +323,7 @@ describe('ValidateVolumeCapabilities', () => {
     );
     assert.ok(ok.confirmed);
     const no = await svc.ValidateVolumeCapabilities(
-      { ...base, volume_capabilities: [cap('MULTI_NODE_MULTI_WRITER')] },
+      { ...base, volume_capabilities: [cap('MULTI_NODE_MULTI_WRITER', 'block')] },
       ctx(),
     );
     assert.equal(no.confirmed, undefined);
@@ -565,7 +565,7 @@ describe('ControllerModifyVolume', () => {
         { volume_id: id, secrets: {}, mutable_parameters: { type: 'other-backend' } },
         ctx(),
       ),
-      Code.FAILED_PRECONDITION,
+      Code.INVALID_ARGUMENT,
       /migration/,
     );
     await svc.ControllerModifyVolume(
