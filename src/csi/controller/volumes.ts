@@ -5,6 +5,7 @@
 
 import type { Volume } from '../../openstack/cinder-types.ts';
 import { WaitFailedError } from '../../openstack/waiter.ts';
+import { fewOf } from '../../util/bounded.ts';
 import { fromCloudError, latestUserMessage } from '../cloud-errors.ts';
 import { Code, CsiError, failedPrecondition, invalidArgument, notFound } from '../errors.ts';
 import type * as csi from '../generated/csi/v1/index.ts';
@@ -60,21 +61,27 @@ export async function deleteVolume(
         const busy = ['in-use', 'attaching', 'detaching', 'reserved'].includes(String(v.status));
         if (busy || (v.attachments ?? []).length > 0) {
           throw failedPrecondition(
-            `volume ${id} is ${v.status}${nodes.length ? ` (published to ${nodes.join(', ')})` : ''}; unpublish it first`,
+            `volume ${id} is ${v.status}${nodes.length ? ` (published to ${fewOf(nodes)})` : ''}; unpublish it first`,
           );
         }
         const snaps: string[] = [];
         for await (const s of c.cinder.listSnapshots({ volume_id: id }, { signal: ctx.signal }))
           snaps.push(s.id);
         if (snaps.length > 0) {
-          throw failedPrecondition(
-            `volume ${id} has dependent snapshots ${snaps.join(', ')}; delete them first`,
-          );
+          throw failedPrecondition(`volume ${id} has dependent snapshots ${fewOf(snaps)}; delete them first`);
         }
+        // A delete the backend failed (error_deleting) is only accepted again with force (admin).
+        const force = v.status === 'error_deleting';
         try {
-          await c.cinder.deleteVolume(id, { signal: ctx.signal });
+          await c.cinder.deleteVolume(id, { signal: ctx.signal, ...(force ? { force: true } : {}) });
         } catch (err) {
           if ((err as { notFound?: boolean }).notFound) return {};
+          if (force && (err as { status?: number }).status === 403) {
+            throw failedPrecondition(
+              `volume ${id} is error_deleting (Cinder's backend failed to delete it) and deleting it again ` +
+                `needs an administrator: cinder delete --force ${id}`,
+            );
+          }
           throw err;
         }
       }
@@ -90,7 +97,7 @@ export async function deleteVolume(
       if (err instanceof WaitFailedError) {
         throw new CsiError(
           Code.UNAVAILABLE,
-          `${what}: Cinder failed to delete it (${err.reason ?? err.status}); retry`,
+          `${what}: Cinder failed to delete it (${err.reason ?? err.status}); the retry deletes it again with force`,
         );
       }
       throw fromCloudError(err, what, {

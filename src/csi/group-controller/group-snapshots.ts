@@ -7,6 +7,7 @@ import { ignoreNotFound } from '../../openstack/cinder.ts';
 import type { Group, GroupSnapshot, Snapshot, Volume } from '../../openstack/cinder-types.ts';
 import { WaitAbortedError, WaitFailedError } from '../../openstack/waiter.ts';
 import { AbortedError } from '../../util/abort.ts';
+import { fewOf } from '../../util/bounded.ts';
 import { classifyFailureReason, fromCloudError, latestUserMessage } from '../cloud-errors.ts';
 import { META, softDeadline } from '../controller/context.ts';
 import { timestampOf, toCsiSnapshot } from '../controller/convert.ts';
@@ -22,13 +23,11 @@ import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
 import { type GroupController, lockKey, marker, withLocks } from './context.ts';
 import { resolveGroupType } from './group-type.ts';
+import { checkSourceIds, MAX_GROUP_SNAPSHOT_VOLUMES, sourceVolumes } from './source-volumes.ts';
 
 const DEFAULT_WAIT_MS = 60_000;
 /** Keys the external-snapshotter adds with --extra-create-metadata; accepted and not stored. */
 const SIDECAR_PREFIX = 'csi.storage.k8s.io/';
-const TRANSIENT_VOLUME = new Set(['creating', 'attaching', 'detaching', 'reserved', 'extending', 'retyping']);
-
-const isNotFound = (err: unknown) => (err as { notFound?: boolean } | null)?.notFound === true;
 
 interface GroupSnapshotParams {
   groupType?: string;
@@ -59,9 +58,7 @@ export async function createVolumeGroupSnapshot(
 ): Promise<csi.CreateVolumeGroupSnapshotResponse> {
   if (!req.name) throw invalidArgument('name is required');
   const ids = req.source_volume_ids ?? [];
-  if (ids.length === 0) throw invalidArgument('source_volume_ids is required');
-  if (ids.some((id) => !id)) throw invalidArgument('source_volume_ids must not contain empty ids');
-  if (new Set(ids).size !== ids.length) throw invalidArgument('source_volume_ids contains duplicates');
+  checkSourceIds(ids);
   const params = parseGroupSnapshotParams(req.parameters);
   const keys = [lockKey.name(req.name), ...ids.map(lockKey.volume)];
   return withLocks(c, keys, `group snapshot ${req.name} or its volumes`, async () => {
@@ -90,7 +87,7 @@ async function create(
     if (!sameSet(sources, ids)) {
       throw alreadyExists(
         `group snapshot ${name} already exists (Cinder group snapshot ${gs.id}) for other volumes: ` +
-          `${[...sources].sort().join(', ')}`,
+          fewOf([...sources].sort()),
       );
     }
   } else {
@@ -113,50 +110,6 @@ async function create(
     await tagMembers(c, members, ctx);
   }
   return toCsiGroupSnapshot(settled, members);
-}
-
-/** All source volumes; NOT_FOUND naming every missing one; one zone; not in another group. */
-async function sourceVolumes(
-  c: GroupController,
-  ids: string[],
-  ownGroupId: string | undefined,
-  signal: AbortSignal,
-): Promise<Volume[]> {
-  const results = await Promise.allSettled(ids.map((id) => c.cinder.getVolume(id, { signal })));
-  const missing = ids.filter((_, i) => {
-    const r = results[i];
-    return r?.status === 'rejected' && isNotFound(r.reason);
-  });
-  if (missing.length > 0) throw notFound(`source volumes do not exist: ${missing.join(', ')}`);
-  const volumes = results.map((r) => {
-    if (r.status === 'rejected') throw r.reason;
-    return r.value;
-  });
-  const zones = new Set(volumes.map((v) => v.availability_zone ?? ''));
-  if (zones.size > 1) {
-    throw invalidArgument(
-      `source volumes are in different availability zones (${[...zones].join(', ')}); a Cinder group spans one zone`,
-    );
-  }
-  for (const v of volumes) {
-    if (v.group_id && v.group_id !== ownGroupId) {
-      // This driver's own group of another group snapshot still being taken: transient.
-      const other = await ignoreNotFound(c.cinder.getGroup(v.group_id, { signal }));
-      if (other?.description === marker.group(c.clusterId)) {
-        throw unavailable(
-          `volume ${v.id} is in the group of group snapshot ${other.name} that is still being taken; retry`,
-        );
-      }
-      throw failedPrecondition(
-        `volume ${v.id} is a member of Cinder group ${v.group_id}; a volume can be in one group only`,
-      );
-    }
-    if (v.status !== 'available' && v.status !== 'in-use') {
-      const msg = `volume ${v.id} is ${v.status}; Cinder snapshots only available or in-use volumes`;
-      throw TRANSIENT_VOLUME.has(String(v.status)) ? unavailable(`${msg}; retry`) : failedPrecondition(msg);
-    }
-  }
-  return volumes;
 }
 
 /** The group named `name` (created now, or by an interrupted earlier call), holding exactly `volumes`. */
@@ -282,12 +235,20 @@ export async function deleteVolumeGroupSnapshot(
 ): Promise<csi.DeleteVolumeGroupSnapshotResponse> {
   const id = req.group_snapshot_id;
   if (!id) throw invalidArgument('group_snapshot_id is required');
-  if ((req.snapshot_ids ?? []).length === 0) throw invalidArgument('snapshot_ids is required');
+  checkSnapshotIdCount(req.snapshot_ids);
   return withLocks(c, [lockKey.id(id)], `group snapshot ${id}`, async () => {
     const signal = ctx.signal;
     try {
+      // Deletes are idempotent: a group snapshot that is gone is deleted, whatever snapshot_ids say.
       const gs = await ignoreNotFound(c.cinder.getGroupSnapshot(id, { signal }));
-      if (!gs) return {};
+      if (!gs) {
+        // An earlier try may have died between deleting the group snapshot and deleting its group.
+        await sweepOrphanGroups(c, ctx);
+        return {};
+      }
+      if ((req.snapshot_ids ?? []).length === 0) {
+        throw invalidArgument("snapshot_ids is required (the ids of the group snapshot's members)");
+      }
       checkSnapshotIds(id, await membersOf(c, id, signal), req.snapshot_ids);
       if (gs.status !== 'deleting') await ignoreNotFound(c.cinder.deleteGroupSnapshot(id, { signal }));
       // A backend that refuses (e.g. a member busy with clones) puts it back to available or error_deleting.
@@ -315,6 +276,32 @@ export async function deleteVolumeGroupSnapshot(
   });
 }
 
+/** Driver groups looked at per sweep (one page of groups, a few lookups each). */
+const MAX_SWEEP = 20;
+
+/**
+ * Deletes this cluster's driver groups that hold no volume and no group snapshot: what a
+ * DeleteVolumeGroupSnapshot that died after Cinder removed the group snapshot leaves behind (its
+ * retry no longer knows the group's id). A group of a create in flight in this process is skipped
+ * (name lock); a create that died before taking its group snapshot recreates the group on retry.
+ * Best effort: failures are logged, the delete still succeeds.
+ */
+async function sweepOrphanGroups(c: GroupController, ctx: RpcContext): Promise<void> {
+  const signal = ctx.signal;
+  try {
+    let looked = 0;
+    for await (const g of c.cinder.listGroups({ limit: MAX_SWEEP }, { signal })) {
+      if (g.description !== marker.group(c.clusterId) || c.locks.isHeld(lockKey.name(g.name ?? ''))) continue;
+      if (++looked > MAX_SWEEP) break;
+      const full = await ignoreNotFound(c.cinder.getGroup(g.id, { signal }));
+      if (!full || full.status !== 'available' || (full.volumes ?? []).length > 0) continue;
+      await deleteOwnGroup(c, g.id, ctx);
+    }
+  } catch (err) {
+    ctx.log.warn({ err: (err as Error).message }, 'DeleteVolumeGroupSnapshot: orphan group sweep failed');
+  }
+}
+
 /** Deletes the group the driver made for a group snapshot once no group snapshot of it is left. */
 async function deleteOwnGroup(c: GroupController, groupId: string, ctx: RpcContext): Promise<void> {
   const signal = ctx.signal;
@@ -338,6 +325,7 @@ export async function getVolumeGroupSnapshot(
 ): Promise<csi.GetVolumeGroupSnapshotResponse> {
   const id = req.group_snapshot_id;
   if (!id) throw invalidArgument('group_snapshot_id is required');
+  checkSnapshotIdCount(req.snapshot_ids);
   try {
     const gs = await c.cinder.getGroupSnapshot(id, { signal: ctx.signal });
     const members = await membersOf(c, id, ctx.signal);
@@ -383,13 +371,27 @@ async function membersOf(c: GroupController, id: string, signal: AbortSignal): P
   return out.sort((a, b) => (a.volume_id < b.volume_id ? -1 : a.volume_id > b.volume_id ? 1 : 0));
 }
 
-/** FAILED_PRECONDITION unless `given` is exactly the member snapshot ids. */
+/** INVALID_ARGUMENT for more snapshot_ids than a group snapshot can have members. */
+function checkSnapshotIdCount(given: readonly string[] | undefined): void {
+  if ((given ?? []).length > MAX_GROUP_SNAPSHOT_VOLUMES) {
+    throw invalidArgument(
+      `snapshot_ids has ${given?.length} ids; a group snapshot has at most ${MAX_GROUP_SNAPSHOT_VOLUMES} members`,
+    );
+  }
+}
+
+/** FAILED_PRECONDITION unless `given` is exactly the member snapshot ids (a few quoted). */
 function checkSnapshotIds(id: string, members: Snapshot[], given: string[]): void {
   const actual = members.map((s) => s.id);
   if (!sameSet(actual, given)) {
+    const have = new Set(actual);
+    const want = new Set(given);
+    const extra = given.filter((x) => !have.has(x));
+    const lacking = actual.filter((x) => !want.has(x));
     throw failedPrecondition(
-      `snapshot_ids do not match the members of group snapshot ${id}: ` +
-        `given ${[...given].sort().join(', ')}; actual ${actual.sort().join(', ')}`,
+      `snapshot_ids do not match the members of group snapshot ${id}` +
+        (extra.length ? `; not members: ${fewOf(extra)}` : '') +
+        (lacking.length ? `; members not given: ${fewOf(lacking)}` : ''),
     );
   }
 }

@@ -278,6 +278,20 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
       await deleteAndCheck(id);
     });
 
+    it('DeleteVolume after the backend failed a delete (error_deleting) → deleted again with force', async () => {
+      const id = await newVolume();
+      // An admin reset to error_deleting stands in for a backend failure (Cinder Zed's reset-state
+      // accepts it: its list of refused states misses a comma).
+      await lab.block.request({
+        method: 'POST',
+        path: `/volumes/${id}/action`,
+        body: { 'os-reset_status': { status: 'error_deleting' } },
+        operation: 'test.volume.reset',
+      });
+      assert.equal((await lab.cinder.getVolume(id)).status, 'error_deleting');
+      await deleteAndCheck(id);
+    });
+
     it('leaves nothing behind', async () => {
       assert.deepEqual(await settleLeftovers(lab), []);
     });

@@ -132,6 +132,33 @@ for (const [mode, backend] of [
       await os.close();
     });
 
+    it('bounded input: 1,000 bogus ids → INVALID_ARGUMENT; 100 → NOT_FOUND quoting a few; missing group snapshot with no snapshot_ids → deleted', async (t) => {
+      const bogus = (n: number) =>
+        Array.from({ length: n }, (_, i) => `0000dead-0000-4000-8000-${String(i).padStart(12, '0')}`);
+      const req = (ids: string[]) => ({
+        name: `${run}-bogus`,
+        source_volume_ids: ids,
+        secrets: {},
+        parameters: {},
+      });
+      let t0 = Date.now();
+      await code(
+        groups.CreateVolumeGroupSnapshot(req(bogus(1000)), ctx()),
+        Code.INVALID_ARGUMENT,
+        /at most \d+ volumes/,
+      );
+      const capped = Date.now() - t0;
+      t0 = Date.now();
+      const err = await groups.CreateVolumeGroupSnapshot(req(bogus(100)), ctx()).catch((e: CsiError) => e);
+      assert.ok(err instanceof CsiError && err.code === Code.NOT_FOUND, String(err));
+      assert.ok((err.message.match(/0000dead-/g) ?? []).length <= 5, err.message);
+      t.diagnostic(`1,000 ids refused in ${capped} ms; 100 bogus ids → NOT_FOUND in ${Date.now() - t0} ms`);
+      await groups.DeleteVolumeGroupSnapshot(
+        { group_snapshot_id: '0000dead-0000-4000-8000-000000000000', snapshot_ids: [], secrets: {} },
+        ctx(),
+      );
+    });
+
     it('create → get → restore a member → delete, with idempotency and every error path', async () => {
       const caps = await groups.GroupControllerGetCapabilities({}, ctx());
       assert.deepEqual(

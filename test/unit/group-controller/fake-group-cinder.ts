@@ -43,6 +43,8 @@ export interface FakeGroupCinderOptions {
   forbidGroupTypes?: boolean;
   /** The backend refuses group snapshot deletes: deleting → available (like a busy snapshot). */
   refuseGroupSnapshotDelete?: boolean;
+  /** Latency of `GET /volumes/{id}` (ms), to observe how many lookups run at once. */
+  getVolumeDelayMs?: number;
 }
 
 export class FakeGroupCinder {
@@ -99,8 +101,18 @@ export class FakeGroupCinder {
 
   // ------------------------------------------------------------ volumes and snapshots
 
+  /** `getVolume` calls in flight now, and the most seen at once. */
+  readonly lookups = { now: 0, max: 0 };
+
   async getVolume(id: string, opts?: CallOptions): Promise<Volume> {
     this.#call('getVolume', opts);
+    this.lookups.now++;
+    this.lookups.max = Math.max(this.lookups.max, this.lookups.now);
+    try {
+      if (this.opts.getVolumeDelayMs) await new Promise((r) => setTimeout(r, this.opts.getVolumeDelayMs));
+    } finally {
+      this.lookups.now--;
+    }
     const v = this.volumes.get(id);
     if (!v) throw fail(404, `Volume ${id} could not be found.`);
     return structuredClone(v);

@@ -12,6 +12,10 @@ import {
   DEFAULT_GROUP_TYPE,
   GROUP_MARKER,
 } from '../../../src/csi/group-controller/index.ts';
+import {
+  LOOKUP_CONCURRENCY,
+  MAX_GROUP_SNAPSHOT_VOLUMES,
+} from '../../../src/csi/group-controller/source-volumes.ts';
 import type { RpcContext } from '../../../src/csi/rpc.ts';
 import type { CinderApi } from '../../../src/openstack/cinder-api.ts';
 import { createLogger } from '../../../src/util/logger.ts';
@@ -159,6 +163,48 @@ describe('CreateVolumeGroupSnapshot', () => {
       Code.UNAVAILABLE,
       /retry/,
     );
+    assert.equal(cinder.groups.size, 0);
+  });
+
+  it('1,000 bogus ids → INVALID_ARGUMENT (documented cap) before any Cinder call; the message stays short', async () => {
+    const { cinder, svc } = setup();
+    const ids = Array.from(
+      { length: 1000 },
+      (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    );
+    const err = await code(
+      svc.CreateVolumeGroupSnapshot(createReq('g', ids), ctx()),
+      Code.INVALID_ARGUMENT,
+      new RegExp(`at most ${MAX_GROUP_SNAPSHOT_VOLUMES} volumes`),
+    );
+    assert.ok(err.message.length < 200, err.message);
+    assert.equal(cinder.calls.length, 0);
+    const dup = await code(
+      svc.CreateVolumeGroupSnapshot(createReq('g', [...ids.slice(0, 50), ...ids.slice(0, 50)]), ctx()),
+      Code.INVALID_ARGUMENT,
+      /duplicates/,
+    );
+    assert.ok(dup.message.length < 400, dup.message);
+  });
+
+  it('bogus ids under the cap: bounded concurrent lookups, fail fast, NOT_FOUND quoting a few', async () => {
+    const { cinder, svc } = setup({ getVolumeDelayMs: 5 });
+    const a = cinder.addVolume();
+    const ids = Array.from(
+      { length: MAX_GROUP_SNAPSHOT_VOLUMES - 1 },
+      (_, i) => `11111111-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    );
+    const err = await code(
+      svc.CreateVolumeGroupSnapshot(createReq('g', [a.id, ...ids]), ctx()),
+      Code.NOT_FOUND,
+    );
+    assert.ok(
+      cinder.lookups.max <= LOOKUP_CONCURRENCY,
+      `at most ${LOOKUP_CONCURRENCY} at once: ${cinder.lookups.max}`,
+    );
+    const lookups = count(cinder.calls, 'getVolume');
+    assert.ok(lookups <= 2 * LOOKUP_CONCURRENCY, `fails fast: ${lookups} lookups for ${ids.length + 1} ids`);
+    assert.ok((err.message.match(/11111111-/g) ?? []).length <= 5, err.message);
     assert.equal(cinder.groups.size, 0);
   });
 
@@ -342,6 +388,17 @@ describe('DeleteVolumeGroupSnapshot and GetVolumeGroupSnapshot', () => {
     const { cinder, svc, id, snapIds } = await created();
     await code(svc.DeleteVolumeGroupSnapshot(idReq('', snapIds), ctx()), Code.INVALID_ARGUMENT);
     await code(svc.DeleteVolumeGroupSnapshot(idReq(id, []), ctx()), Code.INVALID_ARGUMENT, /snapshot_ids/);
+    await code(
+      svc.DeleteVolumeGroupSnapshot(
+        idReq(
+          id,
+          Array.from({ length: 1000 }, (_, i) => `s-${i}`),
+        ),
+        ctx(),
+      ),
+      Code.INVALID_ARGUMENT,
+      /at most/,
+    );
     await code(svc.DeleteVolumeGroupSnapshot(idReq(id, [snapIds[0] ?? '']), ctx()), Code.FAILED_PRECONDITION);
     await code(
       svc.DeleteVolumeGroupSnapshot(idReq(id, [...snapIds, 'extra']), ctx()),
@@ -351,6 +408,11 @@ describe('DeleteVolumeGroupSnapshot and GetVolumeGroupSnapshot', () => {
     assert.equal(cinder.groupSnapshots.get(id)?.status, 'available');
   });
 
+  it('a group snapshot that does not exist, with empty snapshot_ids → OK (deletes are idempotent)', async () => {
+    const { svc } = setup();
+    await svc.DeleteVolumeGroupSnapshot(idReq('33333333-3333-4333-8333-333333333333', []), ctx());
+  });
+
   it('deletes the group snapshot, its members and the driver-made group; missing → success', async () => {
     const { cinder, svc, id, snapIds } = await created();
     await svc.DeleteVolumeGroupSnapshot(idReq(id, [...snapIds].reverse()), ctx());
@@ -358,6 +420,20 @@ describe('DeleteVolumeGroupSnapshot and GetVolumeGroupSnapshot', () => {
     assert.equal(cinder.snapshots.size, 0);
     assert.equal(cinder.groups.size, 0);
     await svc.DeleteVolumeGroupSnapshot(idReq(id, snapIds), ctx());
+  });
+
+  it('died after Cinder deleted the group snapshot, before its group: the retry deletes the orphan group', async () => {
+    const { cinder, svc, id, snapIds } = await created();
+    const c = cinder.addVolume();
+    const kept = (await svc.CreateVolumeGroupSnapshot(createReq('kept', [c.id]), ctx())).group_snapshot;
+    assert.equal(cinder.groups.size, 2);
+    const api = cinder.api as Required<CinderApi>;
+    await api.deleteGroupSnapshot(id);
+    await api.waitForGroupSnapshot(id, { target: [], gone: true });
+    assert.equal(cinder.groups.size, 2, 'the group is left behind');
+    await svc.DeleteVolumeGroupSnapshot(idReq(id, snapIds), ctx());
+    assert.equal(cinder.groups.size, 1, 'the orphan group is deleted');
+    assert.ok(cinder.groupSnapshots.has(kept?.group_snapshot_id ?? ''), 'the other group snapshot stays');
   });
 
   it('FAILED_PRECONDITION when the backend refuses the delete; the group stays', async () => {
