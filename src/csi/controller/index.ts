@@ -12,8 +12,9 @@ import type { ControllerService } from '../services.ts';
 import { getCapacity } from './capacity.ts';
 import { type ControllerOptions, makeController } from './context.ts';
 import { createVolume } from './create-volume.ts';
+import { deleteSnapshot } from './delete-snapshot.ts';
 import { controllerPublishVolume, controllerUnpublishVolume } from './publish.ts';
-import { createSnapshot, deleteSnapshot, getSnapshot, listSnapshots } from './snapshots.ts';
+import { createSnapshot, getSnapshot, listSnapshots } from './snapshots.ts';
 import {
   controllerExpandVolume,
   controllerGetVolume,

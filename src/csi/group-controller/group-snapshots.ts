@@ -23,6 +23,7 @@ import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
 import { type GroupController, lockKey, marker, withLocks } from './context.ts';
 import { resolveGroupType } from './group-type.ts';
+import { deleteOwnGroup, groupAvailable, releaseVolumes, sweepOrphanGroups } from './own-group.ts';
 import { checkSourceIds, MAX_GROUP_SNAPSHOT_VOLUMES, sourceVolumes } from './source-volumes.ts';
 
 const DEFAULT_WAIT_MS = 60_000;
@@ -154,23 +155,6 @@ async function ensureGroup(
   return group;
 }
 
-async function groupAvailable(c: GroupController, id: string, signal: AbortSignal): Promise<Group> {
-  const g = await c.cinder.waitForGroup(id, { target: ['available'], signal });
-  if (!g) throw unavailable(`Cinder group ${id} disappeared; retry`);
-  return g;
-}
-
-/** Takes every volume out of the group (idempotent). */
-async function releaseVolumes(c: GroupController, groupId: string, ctx: RpcContext): Promise<void> {
-  const group = await ignoreNotFound(c.cinder.getGroup(groupId, { signal: ctx.signal }));
-  if (!group || (group.volumes ?? []).length === 0) return;
-  const ready = await groupAvailable(c, groupId, ctx.signal);
-  const volumes = ready.volumes ?? [];
-  if (volumes.length === 0) return;
-  await c.cinder.updateGroup(groupId, { remove_volumes: volumes }, { signal: ctx.signal });
-  await groupAvailable(c, groupId, ctx.signal);
-}
-
 /**
  * Marks the member snapshots with the cluster id, so that ListSnapshots shows them like the
  * snapshots CreateSnapshot makes (they are individually usable as CreateVolume sources).
@@ -274,46 +258,6 @@ export async function deleteVolumeGroupSnapshot(
       });
     }
   });
-}
-
-/** Driver groups looked at per sweep (one page of groups, a few lookups each). */
-const MAX_SWEEP = 20;
-
-/**
- * Deletes this cluster's driver groups that hold no volume and no group snapshot: what a
- * DeleteVolumeGroupSnapshot that died after Cinder removed the group snapshot leaves behind (its
- * retry no longer knows the group's id). A group of a create in flight in this process is skipped
- * (name lock); a create that died before taking its group snapshot recreates the group on retry.
- * Best effort: failures are logged, the delete still succeeds.
- */
-async function sweepOrphanGroups(c: GroupController, ctx: RpcContext): Promise<void> {
-  const signal = ctx.signal;
-  try {
-    let looked = 0;
-    for await (const g of c.cinder.listGroups({ limit: MAX_SWEEP }, { signal })) {
-      if (g.description !== marker.group(c.clusterId) || c.locks.isHeld(lockKey.name(g.name ?? ''))) continue;
-      if (++looked > MAX_SWEEP) break;
-      const full = await ignoreNotFound(c.cinder.getGroup(g.id, { signal }));
-      if (!full || full.status !== 'available' || (full.volumes ?? []).length > 0) continue;
-      await deleteOwnGroup(c, g.id, ctx);
-    }
-  } catch (err) {
-    ctx.log.warn({ err: (err as Error).message }, 'DeleteVolumeGroupSnapshot: orphan group sweep failed');
-  }
-}
-
-/** Deletes the group the driver made for a group snapshot once no group snapshot of it is left. */
-async function deleteOwnGroup(c: GroupController, groupId: string, ctx: RpcContext): Promise<void> {
-  const signal = ctx.signal;
-  const group = await ignoreNotFound(c.cinder.getGroup(groupId, { signal }));
-  if (!group || group.description !== marker.group(c.clusterId)) return;
-  for await (const other of c.cinder.listGroupSnapshots({ group_id: groupId }, { signal })) {
-    if (other.group_id === groupId) return; // still used (e.g. a group snapshot being deleted)
-  }
-  await releaseVolumes(c, groupId, ctx);
-  await ignoreNotFound(c.cinder.deleteGroup(groupId, { signal }));
-  await c.cinder.waitForGroup(groupId, { target: [], gone: true, signal });
-  ctx.log.info({ groupId }, 'DeleteVolumeGroupSnapshot: Cinder group deleted');
 }
 
 // ---------------------------------------------------------------- GetVolumeGroupSnapshot
