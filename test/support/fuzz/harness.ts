@@ -58,8 +58,9 @@ export interface FuzzResult {
   teardowns: number;
   /** Replies over SLOW_MS while the lab's own baseline GETs were slow too (not counted as violations). */
   slowWhileLabSlow: number;
-  /** The lab's baseline: direct Cinder GETs during the run (max latency). */
+  /** The lab's baseline: direct Cinder GETs during the run (max latency, answers other than 404). */
   labMaxMs: number;
+  labFailed: number;
   violations: Violation[];
   knownViolations: Violation[];
   leftoversSwept: number;
@@ -235,22 +236,26 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
     // a violation only when the lab answered its own GETs quickly at that time: on a machine too
     // loaded for Cinder itself, the driver cannot be faster than the Cinder it waits for.
     const labToken = await keystoneToken(user.name, secret);
-    const baseline: { t0: number; t1: number }[] = [];
+    const baseline: { t0: number; t1: number; ok: boolean }[] = [];
     const baselineLoop = (async () => {
       while (loops.on) {
         const t0 = performance.now();
-        await fetch(`${new URL(LAB_CINDER_URL).origin}/v3/${user.projectId}/volumes/${randomUUID()}`, {
-          headers: { 'x-auth-token': labToken },
-          signal: AbortSignal.timeout(30_000),
-        })
-          .then((r) => r.arrayBuffer())
-          .catch(() => undefined);
-        baseline.push({ t0, t1: performance.now() });
+        // A random id: Cinder answers 404 when healthy (a 5xx makes the driver back off and retry).
+        const status = await fetch(
+          `${new URL(LAB_CINDER_URL).origin}/v3/${user.projectId}/volumes/${randomUUID()}`,
+          { headers: { 'x-auth-token': labToken }, signal: AbortSignal.timeout(30_000) },
+        )
+          .then(async (r) => {
+            await r.arrayBuffer();
+            return r.status;
+          })
+          .catch(() => 0);
+        baseline.push({ t0, t1: performance.now(), ok: status === 404 });
         await new Promise((r) => setTimeout(r, 250));
       }
     })();
     const labSlowDuring = (t0: number, t1: number) =>
-      baseline.some((b) => b.t1 >= t0 && b.t0 <= t1 && b.t1 - b.t0 >= LAB_SLOW_MS);
+      baseline.some((b) => b.t1 >= t0 && b.t0 <= t1 && (!b.ok || b.t1 - b.t0 >= LAB_SLOW_MS));
     let slowWhileLabSlow = 0;
     const pendingSlow: { t0: number; t1: number; v: Violation }[] = [];
 
@@ -392,6 +397,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
       teardowns,
       slowWhileLabSlow,
       labMaxMs: Math.round(Math.max(0, ...baseline.map((b) => b.t1 - b.t0))),
+      labFailed: baseline.filter((b) => !b.ok).length,
       violations,
       knownViolations,
       leftoversSwept: leftovers,
@@ -458,7 +464,7 @@ export function formatResult(r: FuzzResult): string {
   const lines = [
     `seed=${r.seed} requests=${r.requests} raw-frames=${r.rawFrames}`,
     `codes: ${codes}`,
-    `latency: max=${r.maxLatencyMs}ms (${r.maxLatencyRpc}) p99=${r.p99LatencyMs}ms; over ${SLOW_MS} ms while the lab's own GETs took >= ${LAB_SLOW_MS} ms: ${r.slowWhileLabSlow}; lab GET max=${r.labMaxMs}ms`,
+    `latency: max=${r.maxLatencyMs}ms (${r.maxLatencyRpc}) p99=${r.p99LatencyMs}ms; over ${SLOW_MS} ms while the lab's own GETs failed or took >= ${LAB_SLOW_MS} ms: ${r.slowWhileLabSlow}; lab GET max=${r.labMaxMs}ms, failed=${r.labFailed}`,
     `probes: ok=${r.probes.ok} failed=${r.probes.failed}; connection teardowns=${r.teardowns}`,
     `violations=${r.violations.length} known=${r.knownViolations.length}; leftovers swept=${r.leftoversSwept}; driver log ${r.logBytes} bytes`,
   ];

@@ -106,6 +106,31 @@ export async function sweepCluster(token: string, projectId: string, clusterId: 
     const text = await res.text();
     return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
   };
+  // Groups the driver made for group snapshots (description names the cluster): their group
+  // snapshots first, then the group with its volumes (a CreateVolumeGroupSnapshot whose reply
+  // never came leaves one, for the sidecar's retry to pick up).
+  const groups = (await req('GET', '/groups/detail')).body as {
+    groups?: { id: string; description?: string }[];
+  };
+  const ours = (groups.groups ?? []).filter((g) => (g.description ?? '').endsWith(`cluster=${clusterId}`));
+  for (const g of ours) {
+    const gs = (await req('GET', `/group_snapshots/detail?group_id=${g.id}`)).body as {
+      group_snapshots?: { id: string; group_id: string }[];
+    };
+    for (const s of (gs.group_snapshots ?? []).filter((x) => x.group_id === g.id)) {
+      await req('DELETE', `/group_snapshots/${s.id}`);
+    }
+  }
+  for (let i = 0; i < 60 && ours.length > 0; i++) {
+    let pending = 0;
+    for (const g of ours) {
+      const r = await req('POST', `/groups/${g.id}/action`, { delete: { 'delete-volumes': true } });
+      if (r.status === 404) continue;
+      pending++;
+    }
+    if (pending === 0) break;
+    await new Promise((res) => setTimeout(res, 1000));
+  }
   const filter = encodeURIComponent(JSON.stringify({ 'cinder.csi.dev/cluster': clusterId }));
   const vols = (await req('GET', `/volumes/detail?metadata=${filter}`)).body as {
     volumes?: { id: string; attachments?: { attachment_id: string }[] }[];
@@ -130,5 +155,5 @@ export async function sweepCluster(token: string, projectId: string, clusterId: 
     if (pending === 0) break;
     await new Promise((res) => setTimeout(res, 1000));
   }
-  return found.length;
+  return found.length + ours.length;
 }
