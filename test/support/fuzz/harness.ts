@@ -31,6 +31,25 @@ import { createFuzzUser, keystoneToken, sweepCluster } from './keystone.ts';
 import { isKnown, type KnownViolation } from './known.ts';
 
 export const SLOW_MS = 5000;
+/**
+ * RPCs that make Cinder do real asynchronous work (scheduler, volume service) and, by design, wait
+ * for it up to the caller's deadline: a successful one may take longer than SLOW_MS on a loaded
+ * lab (counted as a long operation, not a violation). A slow *failure* is still a violation.
+ */
+const LONG_OPERATIONS = new Set([
+  'CreateVolume',
+  'DeleteVolume',
+  'CreateSnapshot',
+  'DeleteSnapshot',
+  'ControllerPublishVolume',
+  'ControllerUnpublishVolume',
+  'ControllerExpandVolume',
+  'ControllerModifyVolume',
+  'CreateVolumeGroupSnapshot',
+  'DeleteVolumeGroupSnapshot',
+  'NodeStageVolume',
+  'NodeUnstageVolume',
+]);
 /** A baseline Cinder GET at least this slow means the lab itself was slow at that moment. */
 const LAB_SLOW_MS = 1000;
 const MESSAGE_MAX = 1100;
@@ -58,6 +77,8 @@ export interface FuzzResult {
   teardowns: number;
   /** Replies over SLOW_MS while the lab's own baseline GETs were slow too (not counted as violations). */
   slowWhileLabSlow: number;
+  /** Successful LONG_OPERATIONS over SLOW_MS (not violations). */
+  longOperations: number;
   /** The lab's baseline: direct Cinder GETs during the run (max latency, answers other than 404). */
   labMaxMs: number;
   labFailed: number;
@@ -257,6 +278,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
     const labSlowDuring = (t0: number, t1: number) =>
       baseline.some((b) => b.t1 >= t0 && b.t0 <= t1 && (!b.ok || b.t1 - b.t0 >= LAB_SLOW_MS));
     let slowWhileLabSlow = 0;
+    let longOperations = 0;
     const pendingSlow: { t0: number; t1: number; v: Violation }[] = [];
 
     // Teardown detector: the channel must stay READY from now on.
@@ -328,7 +350,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
         ...(err ? { message: err.details.slice(0, 300) } : {}),
       };
       if (code === 'INTERNAL' || code === 'UNKNOWN') report({ kind: code, ...base });
-      if (ms > SLOW_MS) pendingSlow.push({ t0, t1: t0 + ms, v: { kind: 'slow', ...base } });
+      if (ms > SLOW_MS && !err && LONG_OPERATIONS.has(m.name)) longOperations++;
+      else if (ms > SLOW_MS) pendingSlow.push({ t0, t1: t0 + ms, v: { kind: 'slow', ...base } });
       if (err && Buffer.byteLength(err.details) > MESSAGE_MAX) report({ kind: 'long-message', ...base });
       const replyText = err ? `${err.details}` : JSON.stringify(res);
       if (replyText.includes(secret)) report({ kind: 'secret-in-reply', ...base });
@@ -396,6 +419,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
       probes,
       teardowns,
       slowWhileLabSlow,
+      longOperations,
       labMaxMs: Math.round(Math.max(0, ...baseline.map((b) => b.t1 - b.t0))),
       labFailed: baseline.filter((b) => !b.ok).length,
       violations,
@@ -464,7 +488,7 @@ export function formatResult(r: FuzzResult): string {
   const lines = [
     `seed=${r.seed} requests=${r.requests} raw-frames=${r.rawFrames}`,
     `codes: ${codes}`,
-    `latency: max=${r.maxLatencyMs}ms (${r.maxLatencyRpc}) p99=${r.p99LatencyMs}ms; over ${SLOW_MS} ms while the lab's own GETs failed or took >= ${LAB_SLOW_MS} ms: ${r.slowWhileLabSlow}; lab GET max=${r.labMaxMs}ms, failed=${r.labFailed}`,
+    `latency: max=${r.maxLatencyMs}ms (${r.maxLatencyRpc}) p99=${r.p99LatencyMs}ms; over ${SLOW_MS} ms while the lab's own GETs failed or took >= ${LAB_SLOW_MS} ms: ${r.slowWhileLabSlow}; lab GET max=${r.labMaxMs}ms, failed=${r.labFailed}; successful long operations over ${SLOW_MS} ms: ${r.longOperations}`,
     `probes: ok=${r.probes.ok} failed=${r.probes.failed}; connection teardowns=${r.teardowns}`,
     `violations=${r.violations.length} known=${r.knownViolations.length}; leftovers swept=${r.leftoversSwept}; driver log ${r.logBytes} bytes`,
   ];
