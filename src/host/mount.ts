@@ -218,7 +218,13 @@ export class Mounter {
    * disconnected or set read-write again.
    */
   async setReadOnly(device: string, signal?: AbortSignal): Promise<void> {
-    await this.#exec.run('blockdev', ['--setro', device], { timeoutMs: 30_000, signal });
+    try {
+      await this.#exec.run('blockdev', ['--setro', device], { timeoutMs: 30_000, signal });
+    } catch (e) {
+      // A device that is read-only already (an RBD image mapped --read-only) is what we want.
+      if (await this.isReadOnly(device, signal).catch(() => false)) return;
+      throw e;
+    }
   }
 
   /**

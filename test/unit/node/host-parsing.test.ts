@@ -1,8 +1,9 @@
 /** Pure parsing and option logic of src/host/{mount,filesystem,stats}.ts (no root needed). */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { CommandError, type Executor } from '../../../src/host/exec.ts';
 import { mkfsCommand, parseBlkidExport, stagingMountOptions } from '../../../src/host/filesystem.ts';
-import { parseMountInfo } from '../../../src/host/mount.ts';
+import { Mounter, parseMountInfo } from '../../../src/host/mount.ts';
 import { readOnlyProblem } from '../../../src/host/stats.ts';
 
 const MOUNTINFO = [
@@ -67,4 +68,19 @@ test('stagingMountOptions: nouuid for xfs, ro and no journal replay when read-on
   assert.deepEqual(stagingMountOptions('btrfs', [], true), ['ro', 'rescue=nologreplay']);
   // The caller's rw cannot undo a read-only access mode: it is dropped and ro comes last.
   assert.deepEqual(stagingMountOptions('ext4', ['rw', 'noatime'], true), ['noatime', 'ro', 'noload']);
+});
+
+test('Mounter.setReadOnly: a device the kernel already keeps read-only is accepted when --setro is refused', async () => {
+  // A double of the executor: this machine has no device that refuses BLKROSET (an RBD image
+  // mapped --read-only does); the real --setro/--getro run in test/integration/node.
+  const exec = (readOnlyAlready: boolean): Executor => ({
+    async run(cmd, args) {
+      if (args[0] === '--setro') {
+        throw new CommandError({ cmd, args, code: 1, stderr: 'BLKROSET: Permission denied' });
+      }
+      return { code: 0, stdout: readOnlyAlready ? '1\n' : '0\n', stderr: '', durationMs: 1 };
+    },
+  });
+  await new Mounter({ executor: exec(true) }).setReadOnly('/dev/rbd0');
+  await assert.rejects(new Mounter({ executor: exec(false) }).setReadOnly('/dev/rbd0'), CommandError);
 });
