@@ -1,3 +1,4 @@
+import type { SchedulerPool } from './cinder/misc.ts';
 import type {
   AbsoluteLimits,
   AttachMode,
@@ -129,6 +130,8 @@ export interface CinderApi {
   // types, limits, zones, messages
   listVolumeTypes(opts?: CallOptions): Promise<VolumeType[]>;
   getVolumeType(idOrName: string, opts?: CallOptions): Promise<VolumeType>;
+  /** Admin only: the scheduler's pools with their capabilities (capacity). Optional for doubles. */
+  listSchedulerPools?(opts?: CallOptions): Promise<SchedulerPool[]>;
   getDefaultVolumeType(opts?: CallOptions): Promise<VolumeType>;
   getAbsoluteLimits(opts?: CallOptions): Promise<AbsoluteLimits>;
   getQuotaUsage(opts?: CallOptions): Promise<QuotaUsage>;

@@ -27,6 +27,8 @@ export interface ControllerOptions {
    * snapshotter calls again). Always also bounded by the call's deadline. Default 60 s.
    */
   snapshotWaitMs?: number;
+  /** First back-off of a remembered CreateVolume failure (failure-memory.ts). Default 30 s. */
+  failureBackoffMs?: number;
 }
 
 /** Metadata keys the driver writes on Cinder volumes and snapshots. */
@@ -80,7 +82,12 @@ export interface Controller extends ControllerOptions {
 }
 
 export function makeController(opts: ControllerOptions): Controller {
-  return { ...opts, locks: new KeyedLocks(), pacer: new Pacer(), failures: new FailureMemory() };
+  return {
+    ...opts,
+    locks: new KeyedLocks(),
+    pacer: new Pacer(),
+    failures: new FailureMemory({ baseMs: opts.failureBackoffMs }),
+  };
 }
 
 /**

@@ -18,7 +18,15 @@ import type { CreateVolumeRequest, Volume } from '../../openstack/cinder-types.t
 import { WaitAbortedError, WaitFailedError } from '../../openstack/waiter.ts';
 import { AbortedError } from '../../util/abort.ts';
 import { classifyFailureReason, fromCloudError, latestUserMessage } from '../cloud-errors.ts';
-import { alreadyExists, Code, CsiError, invalidArgument, notFound, unavailable } from '../errors.ts';
+import {
+  alreadyExists,
+  Code,
+  CsiError,
+  invalidArgument,
+  notFound,
+  resourceExhausted,
+  unavailable,
+} from '../errors.ts';
 import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
 import { type Controller, lockKey, META, withLocks } from './context.ts';
@@ -31,6 +39,7 @@ import {
   type Wanted,
 } from './create-plan.ts';
 import { cinderName, describedAsOurs, hasMarker, markerValue } from './identity.ts';
+import { poolsCouldFit } from './pool-fit.ts';
 
 /** Metadata key Cinder sets on a volume restored from a backup. */
 const SRC_BACKUP_ID = 'src_backup_id';
@@ -51,7 +60,7 @@ export async function createVolume(
 ): Promise<csi.CreateVolumeResponse> {
   const plan = planCreate(c, req);
   const what = `create volume ${plan.name.slice(0, 128)}`;
-  c.failures.check(plan.memoryKey);
+  const failedBefore = c.failures.check(plan.memoryKey);
 
   return withLocks(c, [lockKey.volumeName(plan.name)], `volume name ${plan.name}`, async () => {
     try {
@@ -60,6 +69,7 @@ export async function createVolume(
 
       const source = plan.wanted ? await resolveSource(c, plan.wanted, ctx.signal) : undefined;
       const size = sizeGiB(req.capacity_range, source?.sizeGiB ?? 1);
+      if (failedBefore) await checkPools(c, plan, size, ctx);
       if (plan.multi) await requireMultiattachType(c, plan.type, ctx.signal);
 
       const body: CreateVolumeRequest = {
@@ -88,6 +98,21 @@ export async function createVolume(
       throw fromCloudError(err, what, { signal: ctx.signal });
     }
   });
+}
+
+/**
+ * Before re-trying a request Cinder could not schedule: when the scheduler's pools are visible and
+ * none could hold the volume, fail again from what they say (remembered), without a new volume.
+ */
+async function checkPools(c: Controller, plan: Plan, size: number, ctx: RpcContext): Promise<void> {
+  const fit = await poolsCouldFit(c, size, plan.type, ctx.signal);
+  if (!fit || fit.fits) return;
+  const err = resourceExhausted(
+    `create volume ${plan.name.slice(0, 128)}: no Cinder scheduler pool${plan.type ? ` of volume type ${plan.type}` : ''} ` +
+      `can hold ${size} GiB (largest possible: ${Math.floor(fit.largestGiB)} GiB); the last attempt failed to schedule`,
+  );
+  c.failures.remember(plan.memoryKey, err);
+  throw err;
 }
 
 /** The idempotent path: a volume with this name exists (made by an earlier try of this request?). */

@@ -41,12 +41,15 @@ export class FailureMemory {
     return this.#entries.size;
   }
 
-  /** The remembered failure for `key`, re-thrown as a fresh CsiError, while its back-off lasts. */
-  check(key: string): void {
+  /**
+   * The remembered failure for `key`, re-thrown as a fresh CsiError, while its back-off lasts.
+   * Afterwards true: the request failed before (the caller may ask Cinder cheaper questions first).
+   */
+  check(key: string): boolean {
     const e = this.#entries.get(key);
-    if (!e) return;
+    if (!e) return false;
     const left = e.until - this.#now();
-    if (left <= 0) return; // kept (for the doubling) until it is replaced or evicted
+    if (left <= 0) return true; // kept (for the doubling) until it is replaced or evicted
     throw new CsiError(
       e.code,
       `${e.message} (remembered from a recent attempt; Cinder is asked again in ${Math.ceil(left / 1000)} s)`,

@@ -7,13 +7,24 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { META } from '../../../src/csi/controller/index.ts';
+import { StaticConnectorSource } from '../../../src/csi/connector-source.ts';
+import { createControllerService, META } from '../../../src/csi/controller/index.ts';
 import { Code, CsiError } from '../../../src/csi/errors.ts';
 import { CinderClient } from '../../../src/openstack/cinder.ts';
 import type { ServiceRequest, ServiceSession } from '../../../src/openstack/session.ts';
 import { silentLogger } from '../../../src/util/logger.ts';
 import { LAB_IMAGE_NAME } from '../../support/lab.ts';
-import { createReq, ctx, type Lab, openLab, purge, rand, settleLeftovers, skipReason } from './lab.ts';
+import {
+  createReq,
+  ctx,
+  type Lab,
+  openLab,
+  purge,
+  rand,
+  settleLeftovers,
+  skipReason,
+  TOPOLOGY_KEY,
+} from './lab.ts';
 
 const skip = await skipReason();
 
@@ -187,6 +198,28 @@ describe('CreateVolume on the lab: nothing stranded, nothing duplicated', { skip
     for (let i = 0; i < 5; i++)
       await code(svc.CreateVolume(req, ctx()), Code.RESOURCE_EXHAUSTED, /remembered/);
     assert.equal(seen.filter((s) => s === 'POST /volumes').length, 1, 'one volume created in six calls');
+    // After the back-off (1 ms here), the scheduler's pools (visible to the lab's admin) say no.
+    const quick = createControllerService({
+      cinder,
+      connectors: new StaticConnectorSource({}),
+      clusterId: lab.clusterId,
+      driverName: 'cinder.csi.dev',
+      topologyKey: TOPOLOGY_KEY,
+      logger: silentLogger(),
+      failureBackoffMs: 1,
+    });
+    await code(quick.CreateVolume(req, ctx()), Code.RESOURCE_EXHAUSTED, /backend/i);
+    await new Promise((r) => setTimeout(r, 50));
+    await code(
+      quick.CreateVolume(req, ctx()),
+      Code.RESOURCE_EXHAUSTED,
+      /no Cinder scheduler pool of volume type/,
+    );
+    assert.equal(
+      seen.filter((s) => s === 'POST /volumes').length,
+      2,
+      'the pools answered, no volume created',
+    );
     const end = Date.now() + 20_000;
     while ((await named(lab, name)).length > 0 && Date.now() < end)
       await new Promise((r) => setTimeout(r, 300));

@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { FailureMemory } from '../../../src/csi/controller/failure-memory.ts';
 import { cinderName, markerValue } from '../../../src/csi/controller/identity.ts';
 import { META } from '../../../src/csi/controller/index.ts';
+import { poolMaxGiB } from '../../../src/csi/controller/pool-fit.ts';
 import { Code, CsiError } from '../../../src/csi/errors.ts';
 import { FakeCinder } from './fake-cinder.ts';
 import { createReq, ctx, GiB, rejectsWith, service } from './helpers.ts';
@@ -203,6 +204,64 @@ describe('CreateVolume remembers a scheduling failure of the same request', () =
       ),
       Code.RESOURCE_EXHAUSTED,
       /weighted backend/,
+    );
+  });
+
+  it('after the back-off, visible scheduler pools that cannot hold it answer again without a new volume', async () => {
+    const cinder = new FakeCinder();
+    const svc = service(cinder, { failureBackoffMs: 1 });
+    const req = createReq('pvc-pools', { parameters: { type: 'broken' } });
+    const creates = () => cinder.calls.filter((c) => c === 'createVolume').length;
+    await rejectsWith(svc.CreateVolume(req, ctx()), Code.RESOURCE_EXHAUSTED, /weighted backend/);
+    await new Promise((r) => setTimeout(r, 30));
+    // Pools not visible (non-admin): Cinder is asked again.
+    await rejectsWith(svc.CreateVolume(req, ctx()), Code.RESOURCE_EXHAUSTED, /weighted backend/);
+    assert.equal(creates(), 2);
+    await new Promise((r) => setTimeout(r, 30));
+    cinder.pools = [
+      {
+        name: 'host@fake#fake',
+        capabilities: {
+          volume_backend_name: 'fake',
+          total_capacity_gb: 100,
+          free_capacity_gb: 80,
+          thin_provisioning_support: false,
+        },
+      },
+    ];
+    await rejectsWith(
+      svc.CreateVolume(req, ctx()),
+      Code.RESOURCE_EXHAUSTED,
+      /no Cinder scheduler pool of volume type broken/,
+    );
+    assert.equal(creates(), 2, 'no volume created');
+    await rejectsWith(svc.CreateVolume(req, ctx()), Code.RESOURCE_EXHAUSTED, /remembered/);
+  });
+
+  it('pool bounds: thick free space, thin over-subscription, unknown capacity fits anything', () => {
+    assert.equal(poolMaxGiB({ total_capacity_gb: 100, free_capacity_gb: 40, reserved_percentage: 10 }), 30);
+    assert.equal(
+      poolMaxGiB({
+        total_capacity_gb: 100,
+        free_capacity_gb: 40,
+        thin_provisioning_support: true,
+        max_over_subscription_ratio: '20.0',
+        provisioned_capacity_gb: 500,
+      }),
+      1500,
+    );
+    assert.equal(
+      poolMaxGiB({ total_capacity_gb: 'infinite', free_capacity_gb: 'infinite' }),
+      Number.POSITIVE_INFINITY,
+    );
+    assert.equal(
+      poolMaxGiB({
+        total_capacity_gb: 10,
+        free_capacity_gb: 5,
+        thin_provisioning_support: true,
+        max_over_subscription_ratio: 'auto',
+      }),
+      Number.POSITIVE_INFINITY,
     );
   });
 

@@ -9,6 +9,7 @@
  * connection_info with CHAP secrets. Errors are real OpenStackError / MicroversionError objects.
  */
 import { randomUUID } from 'node:crypto';
+import type { SchedulerPool } from '../../../src/openstack/cinder/misc.ts';
 import type { CallOptions, CinderApi, Microversion, WaitOptions } from '../../../src/openstack/cinder-api.ts';
 import type {
   AbsoluteLimits,
@@ -71,6 +72,8 @@ export class FakeCinder implements CinderApi {
     { id: 'type-broken', name: 'broken', extra_specs: { volume_backend_name: 'nowhere' } },
   ];
   readonly calls: string[] = [];
+  /** The scheduler's pools (admin view); undefined → 403 like for non-admin credentials. */
+  pools: SchedulerPool[] | undefined;
   microversion: Microversion;
   delayMs: number;
   gigabytesQuota: number;
@@ -212,6 +215,12 @@ export class FakeCinder implements CinderApi {
 
   readonly #restoring = new Map<string, string>();
   readonly #backedUpMetadata = new Map<string, Record<string, string>>();
+
+  async listSchedulerPools(opts?: CallOptions): Promise<SchedulerPool[]> {
+    this.#call('listSchedulerPools', opts);
+    if (!this.pools) throw fail(403, 'Policy does not allow scheduler_extension:scheduler_stats:get_pools.');
+    return structuredClone(this.pools);
+  }
 
   async getVolume(id: string, opts?: CallOptions): Promise<Volume> {
     this.#call('getVolume', opts);

@@ -56,7 +56,7 @@ export function createReq(
 
 export function service(
   cinder: CinderApi,
-  extra: { clusterId?: string; connectors?: Record<string, unknown> } = {},
+  extra: { clusterId?: string; connectors?: Record<string, unknown>; failureBackoffMs?: number } = {},
 ) {
   const connectors = new StaticConnectorSource(
     (extra.connectors ?? {
@@ -83,6 +83,7 @@ export function service(
     topologyKey: TOPOLOGY_KEY,
     logger,
     snapshotWaitMs: 2000,
+    ...(extra.failureBackoffMs === undefined ? {} : { failureBackoffMs: extra.failureBackoffMs }),
   });
 }
 
