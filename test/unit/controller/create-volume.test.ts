@@ -11,7 +11,7 @@ import { META } from '../../../src/csi/controller/index.ts';
 import { poolMaxGiB } from '../../../src/csi/controller/pool-fit.ts';
 import { Code, CsiError } from '../../../src/csi/errors.ts';
 import { FakeCinder } from './fake-cinder.ts';
-import { createReq, ctx, GiB, rejectsWith, service } from './helpers.ts';
+import { createReq, ctx, GiB, rejectsWith, service, TOPOLOGY_KEY } from './helpers.ts';
 
 describe('CreateVolume validates the whole request before any Cinder call', () => {
   it('bad capacity, content source, names and text Cinder cannot store → INVALID_ARGUMENT, no lookup', async () => {
@@ -177,6 +177,34 @@ describe('CreateVolume identity: the Cinder name and the marker', () => {
     // The other name does not find it.
     const other = await svc.CreateVolume(createReq('pvc-other'), ctx());
     assert.notEqual(other.volume?.volume_id, id);
+  });
+});
+
+describe('CreateVolume: a step that died leaves nothing for ever', () => {
+  it('zone fallback, the misplaced volume not deleted (crash/lost DELETE): the retry deletes it; then answered from memory', async () => {
+    const cinder = new FakeCinder();
+    cinder.zoneFallback = true;
+    const req = createReq('zf-crash', {
+      accessibility_requirements: { requisite: [{ segments: { [TOPOLOGY_KEY]: 'mars' } }], preferred: [] },
+    });
+    // The first controller's DELETE never reaches Cinder.
+    const lossy = new Proxy(cinder, {
+      get(target, prop, receiver) {
+        if (prop === 'deleteVolume') return async () => Promise.reject(new Error('connection reset'));
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    await rejectsWith(service(lossy).CreateVolume(req, ctx()), Code.INVALID_ARGUMENT, /mars/);
+    assert.equal(cinder.volumes.size, 1, 'the misplaced volume is still there');
+    // A restarted controller (empty memory) gets the retry: it finds the volume and deletes it.
+    const svc = service(cinder);
+    await rejectsWith(svc.CreateVolume(req, ctx()), Code.INVALID_ARGUMENT, /mars/);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(cinder.volumes.size, 0);
+    const creates = cinder.calls.filter((c) => c === 'createVolume').length;
+    await rejectsWith(svc.CreateVolume(req, ctx()), Code.INVALID_ARGUMENT, /remembered/);
+    assert.equal(cinder.calls.filter((c) => c === 'createVolume').length, creates);
   });
 });
 
