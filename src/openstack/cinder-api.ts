@@ -1,4 +1,3 @@
-import type { SchedulerPool } from './cinder/misc.ts';
 import type {
   AbsoluteLimits,
   AttachMode,
@@ -13,6 +12,7 @@ import type {
   GroupSnapshot,
   GroupType,
   QuotaUsage,
+  SchedulerPool,
   Snapshot,
   UserMessage,
   Volume,

@@ -315,3 +315,9 @@ export interface GlanceImage {
   min_disk?: number;
   disk_format?: string | null;
 }
+
+/** A scheduler pool (`GET /scheduler-stats/get_pools?detail=true`, admin only). */
+export interface SchedulerPool {
+  name: string;
+  capabilities?: Record<string, unknown>;
+}

@@ -6,7 +6,7 @@
  * counts with its over-subscription ratio; `infinite`/`unknown` capacity fits anything): a "no" is
  * certain, a "yes" leaves the decision to Cinder's scheduler.
  */
-import type { SchedulerPool } from '../../openstack/cinder/misc.ts';
+import type { SchedulerPool } from '../../openstack/cinder-types.ts';
 import type { Controller } from './context.ts';
 
 /** true/false when the pools tell; undefined when Cinder does not show them to these credentials. */

@@ -1,15 +1,18 @@
 /** Cinder's project-wide resources: limits, quotas, availability zones, user messages, services, pools. */
 import type { CallOptions } from '../cinder-api.ts';
-import type { AbsoluteLimits, AvailabilityZone, QuotaUsage, UserMessage } from '../cinder-types.ts';
+import type {
+  AbsoluteLimits,
+  AvailabilityZone,
+  QuotaUsage,
+  SchedulerPool,
+  UserMessage,
+} from '../cinder-types.ts';
+
+export type { SchedulerPool } from '../cinder-types.ts';
+
 import { requireFeature } from '../microversion.ts';
 import { isCinderId, SHAPES } from './checks.ts';
 import type { CinderCore } from './core.ts';
-
-/** A scheduler pool (`GET /scheduler-stats/get_pools?detail=true`, admin only). */
-export interface SchedulerPool {
-  name: string;
-  capabilities?: Record<string, unknown>;
-}
 
 export interface CinderService {
   binary: string;

@@ -9,7 +9,6 @@
  * connection_info with CHAP secrets. Errors are real OpenStackError / MicroversionError objects.
  */
 import { randomUUID } from 'node:crypto';
-import type { SchedulerPool } from '../../../src/openstack/cinder/misc.ts';
 import type { CallOptions, CinderApi, Microversion, WaitOptions } from '../../../src/openstack/cinder-api.ts';
 import type {
   AbsoluteLimits,
@@ -23,6 +22,7 @@ import type {
   Group,
   GroupSnapshot,
   QuotaUsage,
+  SchedulerPool,
   Snapshot,
   UserMessage,
   Volume,
