@@ -109,8 +109,8 @@ fix_vendor() { # fix_vendor SRC : reflect2 1.0.1 -> 1.0.2 (1.0.1 crashes with Go
 build_bins() { # build_bins SRC WHAT...
   local dir=$1; shift
   local what t0
-  # -v: go prints each package it compiles, which the progress lines show
-  export GOPATH=$CACHE/gopath GOCACHE=$CACHE/gocache GOFLAGS='-mod=vendor -v' GO111MODULE=on GOTOOLCHAIN=local
+  # (no `-v` here: hack/lib/golang.sh derives build tags from GOFLAGS and breaks on a space)
+  export GOPATH=$CACHE/gopath GOCACHE=$CACHE/gocache GOFLAGS=-mod=vendor GO111MODULE=on GOTOOLCHAIN=local
   # the build scripts read the version from git; the Debian source has no .git
   export KUBE_GIT_VERSION=v1.20.2 KUBE_GIT_MAJOR=1 KUBE_GIT_MINOR=20 KUBE_GIT_TREE_STATE=clean
   export KUBE_GIT_COMMIT=faecb196815e248d3ecfb03c680a4507229c2a56
