@@ -207,8 +207,10 @@ export class RequestGenerator {
     };
     if (field.repeated) {
       if (this.#hostile && r.chance(0.2)) {
-        const v = one();
-        return Array.from({ length: r.pick([0, 1025, 3000]) }, () => v);
+        // Over the list bound, but never a long list of messages that hold long lists themselves:
+        // 3,000 × 3,000 entries take the *client* a minute to encode (and exceed 4 MiB anyway).
+        const big = resolved && 'fieldsArray' in resolved ? {} : depth > 0 ? 'x' : one();
+        return Array.from({ length: r.pick([0, 1025, 3000]) }, () => big);
       }
       if (field.name === 'mount_flags') return this.#mountFlags();
       return Array.from({ length: r.pick([0, 1, 1, 2, 3]) }, one);
