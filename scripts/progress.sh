@@ -19,17 +19,18 @@ _progress_ts() { date +%H:%M:%S; }
 
 _progress_last() { # the log's last non-empty line, control characters removed, at most 100 chars
   [ -f "$1" ] || return 0
-  tail -c 4096 "$1" 2>/dev/null | tr '\r' '\n' | tr -d '\000-\010\013-\037' | grep -v '^[[:space:]]*$' |
+  tail -c 4096 "$1" 2>/dev/null | tr '\r' '\n' | tr -d '\000-\010\013-\037' | grep -v -e '^[[:space:]]*$' -e '^===== ' |
     tail -n 1 | cut -c1-100
 }
 
 progress_wait() {
-  local label=$1 log=$2 pid=$3 t0=$SECONDS next rc=0
+  local label=$1 log=$2 pid=$3 t0=$SECONDS next now rc=0
   next=$((SECONDS + PROGRESS_EVERY))
   while kill -0 "$pid" 2>/dev/null; do
     if ((SECONDS >= next)); then
+      now=$(_progress_last "$log")
       printf '[%s]   … %s: %ds, now: %s (log: %s)\n' "$(_progress_ts)" "$label" "$((SECONDS - t0))" \
-        "$(_progress_last "$log")" "$log"
+        "${now:-(no output yet)}" "$log"
       next=$((SECONDS + PROGRESS_EVERY))
     fi
     sleep 1
