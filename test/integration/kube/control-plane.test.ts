@@ -2,7 +2,8 @@
  * The test API server (test/k8s/kube-lab.sh) is a usable control plane for storage: its
  * kube-controller-manager runs the controllers a real one runs, so a claim is bound to a matching
  * PersistentVolume (persistentvolume-binder), carries the pvc-protection finalizer, and a deleted
- * claim and volume actually go away (pvc-/pv-protection remove their finalizers).
+ * claim and volume actually go away (pvc-/pv-protection remove their finalizers); and a
+ * kube-scheduler looks at every pod.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -78,5 +79,31 @@ describe('kube-lab control plane (kube-controller-manager with the storage contr
       () => gone(() => core.readPersistentVolume({ name: `${RUN}-pv` })),
       60_000,
     );
+  });
+
+  test('kube-scheduler runs: a pod that fits no node is marked Unschedulable', async (t) => {
+    if (skip.reason) return t.skip(skip.reason);
+    const core = lab!.core!;
+    await core.createNamespace({ body: { metadata: { name: RUN } } }).catch((err: { code?: number }) => {
+      if (err.code !== 409) throw err;
+    });
+    // no node has this label (the lab has no kubelet; other tests' Node objects lack it)
+    await core.createNamespacedPod({
+      namespace: RUN,
+      body: {
+        metadata: { name: 'pod' },
+        spec: { nodeSelector: { [`${RUN}/none`]: 'x' }, containers: [{ name: 'c', image: 'none' }] },
+      },
+    });
+    const scheduled = async () =>
+      (await core.readNamespacedPod({ namespace: RUN, name: 'pod' })).status?.conditions?.find(
+        (c) => c.type === 'PodScheduled',
+      );
+    await eventually(
+      'the scheduler to look at the pod',
+      async () => (await scheduled()) !== undefined,
+      60_000,
+    );
+    assert.equal((await scheduled())?.reason, 'Unschedulable');
   });
 });
