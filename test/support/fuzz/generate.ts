@@ -258,7 +258,11 @@ export class RequestGenerator {
           ? this.#learned.snapshots
           : this.#learned.groupSnapshots),
     ];
-    if (pool.length > 0 && r.chance(0.6)) return r.pick(pool);
+    // Draw the same numbers whether or not the pool (filled by replies) is empty, so a seed
+    // replays the same sequence of choices.
+    const useLearned = r.chance(0.6);
+    const index = r.int(1 << 30);
+    if (pool.length > 0 && useLearned) return pool[index % pool.length]!;
     if (kind === 'snapshot' && r.chance(0.3)) return `backup:${r.uuid()}`;
     return r.uuid();
   }

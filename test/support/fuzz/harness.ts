@@ -24,36 +24,22 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, connectivityState, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
-import { loadCsiRoot, loadCsiServices } from '../../../src/grpc/proto.ts';
+import { loadCsiRoot } from '../../../src/grpc/proto.ts';
 import { LAB_CINDER_URL, LAB_KEYSTONE_URL } from '../lab.ts';
+import {
+  CODE_NAMES,
+  cleanupThroughDriver,
+  LAB_SLOW_MS,
+  LONG_OPERATIONS,
+  learn,
+  MESSAGE_MAX,
+  type Method,
+  methods,
+  SLOW_MS,
+} from './calls.ts';
 import { describeRequest, type FuzzEnv, type Learned, Prng, RequestGenerator } from './generate.ts';
 import { createFuzzUser, keystoneToken, sweepCluster } from './keystone.ts';
 import { isKnown, type KnownViolation } from './known.ts';
-
-export const SLOW_MS = 5000;
-/**
- * RPCs that make Cinder do real asynchronous work (scheduler, volume service) and, by design, wait
- * for it up to the caller's deadline: a successful one may take longer than SLOW_MS on a loaded
- * lab (counted as a long operation, not a violation). A slow *failure* is still a violation.
- */
-const LONG_OPERATIONS = new Set([
-  'CreateVolume',
-  'DeleteVolume',
-  'CreateSnapshot',
-  'DeleteSnapshot',
-  'ControllerPublishVolume',
-  'ControllerUnpublishVolume',
-  'ControllerExpandVolume',
-  'ControllerModifyVolume',
-  'CreateVolumeGroupSnapshot',
-  'DeleteVolumeGroupSnapshot',
-  'NodeStageVolume',
-  'NodeUnstageVolume',
-]);
-/** A baseline Cinder GET at least this slow means the lab itself was slow at that moment. */
-const LAB_SLOW_MS = 1000;
-const MESSAGE_MAX = 1100;
-const SERVICES = ['Identity', 'Controller', 'GroupController', 'Node'] as const;
 
 export interface Violation {
   kind: string;
@@ -87,45 +73,6 @@ export interface FuzzResult {
   leftoversSwept: number;
   logBytes: number;
 }
-
-interface Method {
-  service: string;
-  name: string;
-  path: string;
-  requestType: string;
-  serialize: (v: unknown) => Buffer;
-  deserialize: (b: Buffer) => unknown;
-}
-
-function methods(): Method[] {
-  const defs = loadCsiServices();
-  const out: Method[] = [];
-  for (const service of SERVICES) {
-    for (const [name, md] of Object.entries(defs[service])) {
-      const d = md as unknown as {
-        path: string;
-        requestSerialize: (v: unknown) => Buffer;
-        responseDeserialize: (b: Buffer) => unknown;
-        requestType: { type: { name: string } };
-      };
-      out.push({
-        service,
-        name,
-        path: d.path,
-        requestType: `csi.v1.${d.requestType.type.name}`,
-        serialize: d.requestSerialize,
-        deserialize: d.responseDeserialize,
-      });
-    }
-  }
-  return out;
-}
-
-const CODE_NAMES: Record<number, string> = Object.fromEntries(
-  Object.entries(status)
-    .filter(([, v]) => typeof v === 'number')
-    .map(([k, v]) => [v as number, k]),
-);
 
 export interface FuzzOptions {
   seed: number;
@@ -436,69 +383,4 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
   }
 }
 
-function learn(method: string, res: unknown, learned: Learned): void {
-  const r = res as Record<string, Record<string, unknown> | undefined>;
-  const add = (set: Set<string>, id: unknown) => {
-    if (typeof id === 'string' && id && set.size < 50) set.add(id);
-  };
-  if (method === 'CreateVolume') add(learned.volumes, r['volume']?.['volume_id']);
-  if (method === 'CreateSnapshot') add(learned.snapshots, r['snapshot']?.['snapshot_id']);
-  if (method === 'CreateVolumeGroupSnapshot') {
-    const g = r['group_snapshot'] as
-      | { group_snapshot_id?: string; snapshots?: { snapshot_id: string }[] }
-      | undefined;
-    add(learned.groupSnapshots, g?.group_snapshot_id);
-    for (const s of g?.snapshots ?? []) add(learned.snapshots, s.snapshot_id);
-  }
-}
-
-async function cleanupThroughDriver(
-  call: (
-    m: Method,
-    req: unknown,
-    raw: boolean,
-    timeoutMs?: number,
-  ) => Promise<{ err: ServiceError | null; res: unknown }>,
-  all: Method[],
-  learned: Learned,
-  nodeId: string,
-): Promise<void> {
-  const m = (name: string) => all.find((x) => x.name === name)!;
-  for (const id of learned.groupSnapshots) {
-    const got = await call(m('GetVolumeGroupSnapshot'), { group_snapshot_id: id }, false, 60_000);
-    const ids = (
-      (got.res as { group_snapshot?: { snapshots?: { snapshot_id: string }[] } })?.group_snapshot
-        ?.snapshots ?? []
-    ).map((s) => s.snapshot_id);
-    await call(m('DeleteVolumeGroupSnapshot'), { group_snapshot_id: id, snapshot_ids: ids }, false, 60_000);
-  }
-  for (const id of learned.snapshots) await call(m('DeleteSnapshot'), { snapshot_id: id }, false, 60_000);
-  for (const id of learned.volumes) {
-    await call(m('ControllerUnpublishVolume'), { volume_id: id, node_id: nodeId }, false, 60_000);
-    await call(m('DeleteVolume'), { volume_id: id }, false, 60_000);
-  }
-}
-
-/** One line per figure, for the bench and the test's diagnostics. */
-export function formatResult(r: FuzzResult): string {
-  const codes = Object.entries(r.codes)
-    .sort((a, b) => b[1] - a[1])
-    .map(([k, v]) => `${k}=${v}`)
-    .join(' ');
-  const lines = [
-    `seed=${r.seed} requests=${r.requests} raw-frames=${r.rawFrames}`,
-    `codes: ${codes}`,
-    `latency: max=${r.maxLatencyMs}ms (${r.maxLatencyRpc}) p99=${r.p99LatencyMs}ms; over ${SLOW_MS} ms while the lab's own GETs failed or took >= ${LAB_SLOW_MS} ms: ${r.slowWhileLabSlow}; lab GET max=${r.labMaxMs}ms, failed=${r.labFailed}; successful long operations over ${SLOW_MS} ms: ${r.longOperations}`,
-    `probes: ok=${r.probes.ok} failed=${r.probes.failed}; connection teardowns=${r.teardowns}`,
-    `violations=${r.violations.length} known=${r.knownViolations.length}; leftovers swept=${r.leftoversSwept}; driver log ${r.logBytes} bytes`,
-  ];
-  for (const v of r.violations.slice(0, 50)) lines.push(`VIOLATION seed=${r.seed} ${formatViolation(v)}`);
-  const byKnown = new Map<string, number>();
-  for (const v of r.knownViolations) byKnown.set(v.known!.id, (byKnown.get(v.known!.id) ?? 0) + 1);
-  for (const [id, n] of byKnown) lines.push(`known ${id}: ${n}`);
-  return lines.join('\n');
-}
-
-export function formatViolation(v: Violation): string {
-  return `${v.kind} ${v.rpc} code=${v.code ?? '-'} ${v.latencyMs ?? '-'}ms message=${JSON.stringify(v.message ?? '')} request=${v.request}`;
-}
+export { formatResult, formatViolation } from './report.ts';
