@@ -1,0 +1,339 @@
+/**
+ * The chaos workload: volume lifecycles driven through the CSI gRPC API the way the Kubernetes
+ * sidecars drive them, each call repeated with the same request until it answers OK (bounded
+ * tries, exponential backoff), CreateSnapshot until ready_to_use.
+ *
+ * One lifecycle (LIFECYCLE below, 15 operations): create → publish → node-complete (os-complete on
+ * the attachment, as the node plugin does after staging) → expand (online) → snapshot → restore
+ * from it → backup (`type: backup` snapshot) → restore from it → unpublish → modify (retype) →
+ * delete both restored volumes → delete snapshot and backup → delete the volume.
+ *
+ * Every try is recorded (code, message prefix): the suites print the trace of the operations
+ * involved in an invariant violation.
+ */
+import { status } from '@grpc/grpc-js';
+import type { CinderApi } from '../../../src/openstack/cinder-api.ts';
+import type { CsiTestClient } from '../csi-client.ts';
+
+export const OP_KINDS = [
+  'create',
+  'publish',
+  'node-complete',
+  'expand',
+  'snapshot',
+  'restore-snapshot',
+  'backup',
+  'restore-backup',
+  'unpublish',
+  'modify',
+  'delete-restored',
+  'delete-restored-backup',
+  'delete-snapshot',
+  'delete-backup',
+  'delete',
+] as const;
+export type OpKind = (typeof OP_KINDS)[number];
+
+/** What each operation needs before it can run (an excluded operation skips its dependents). */
+const NEEDS: Record<OpKind, OpKind[]> = {
+  create: [],
+  publish: ['create'],
+  'node-complete': ['publish'],
+  expand: ['create'],
+  snapshot: ['create'],
+  'restore-snapshot': ['snapshot'],
+  backup: ['create'],
+  'restore-backup': ['backup'],
+  unpublish: ['publish'],
+  modify: ['create'],
+  'delete-restored': ['restore-snapshot'],
+  'delete-restored-backup': ['restore-backup'],
+  'delete-snapshot': ['snapshot'],
+  'delete-backup': ['backup'],
+  delete: ['create'],
+};
+
+export interface Attempt {
+  /** ms since the workload started. */
+  t: number;
+  code: string;
+  message: string;
+}
+
+export interface OpRecord {
+  lifecycle: number;
+  kind: OpKind;
+  /** The CSI name or id the operation is about. */
+  target: string;
+  tries: number;
+  ok: boolean;
+  /** Non-OK tries (the last 30). */
+  attempts: Attempt[];
+  ms: number;
+}
+
+export interface WorkloadOptions {
+  /** The current driver's client (a new one after a restart). */
+  client: () => CsiTestClient;
+  /** The node's Cinder client (through its own proxy) for os-complete. */
+  nodeCinder: CinderApi;
+  /** Prefix of every CSI name of this run. */
+  prefix: string;
+  nodeId: string;
+  volumeType: string;
+  /** A second type of the same backend, for modify. */
+  otherType: string;
+  /** Number of lifecycles to run at least. */
+  lifecycles: number;
+  /** Keeps starting lifecycles while this says so (crash suite: until the kill rounds are done). */
+  more?: () => boolean;
+  concurrency: number;
+  /** Deadline of each CSI call (the sidecar's --timeout). */
+  callTimeoutMs?: number;
+  maxTries?: number;
+  /** Operation kinds not run (with their dependents). */
+  exclude?: readonly OpKind[];
+  rand: () => number;
+}
+
+export interface WorkloadResult {
+  ops: OpRecord[];
+  lifecycles: number;
+  /** CSI name → the id the driver answered with (the last one). */
+  volumes: Map<string, string>;
+  snapshots: Map<string, string>;
+  /** Attachment ids seen for one volume and node after publish, when there was more than one. */
+  duplicateAttachments: string[];
+  ms: number;
+}
+
+const GiB = 1024 ** 3;
+const cap = () => ({
+  mount: { fs_type: 'ext4', mount_flags: [], volume_mount_group: '' },
+  access_mode: { mode: 'SINGLE_NODE_WRITER' },
+});
+
+export class Workload {
+  readonly ops: OpRecord[] = [];
+  readonly volumes = new Map<string, string>();
+  readonly snapshots = new Map<string, string>();
+  readonly duplicateAttachments: string[] = [];
+  readonly #o: WorkloadOptions;
+  readonly #start = Date.now();
+  #next = 0;
+
+  constructor(opts: WorkloadOptions) {
+    this.#o = opts;
+  }
+
+  async run(checkAttachments: (volumeId: string) => Promise<string[]>): Promise<WorkloadResult> {
+    const worker = async () => {
+      for (;;) {
+        const i = this.#next;
+        if (i >= this.#o.lifecycles && !this.#o.more?.()) return;
+        this.#next++;
+        await this.#lifecycle(i, checkAttachments);
+      }
+    };
+    await Promise.all(Array.from({ length: this.#o.concurrency }, worker));
+    return {
+      ops: this.ops,
+      lifecycles: this.#next,
+      volumes: this.volumes,
+      snapshots: this.snapshots,
+      duplicateAttachments: this.duplicateAttachments,
+      ms: Date.now() - this.#start,
+    };
+  }
+
+  #runs(kind: OpKind): boolean {
+    const ex = this.#o.exclude ?? [];
+    const blocked = (k: OpKind): boolean => ex.includes(k) || NEEDS[k].some(blocked);
+    return !blocked(kind);
+  }
+
+  async #lifecycle(i: number, checkAttachments: (volumeId: string) => Promise<string[]>): Promise<void> {
+    const p = `${this.#o.prefix}-${i}`;
+    const names = { v: `${p}-v`, s: `${p}-s`, r: `${p}-r`, b: `${p}-b`, rb: `${p}-rb` };
+    const node = this.#o.nodeId;
+    const type = this.#o.volumeType;
+    const ids: Record<string, string> = {};
+    const createVol =
+      (name: string, src?: Record<string, unknown>, key = name) =>
+      async () => {
+        const r = await this.#csi<{ volume: { volume_id: string } }>('CreateVolume', {
+          name,
+          capacity_range: { required_bytes: String(GiB), limit_bytes: '0' },
+          volume_capabilities: [cap()],
+          parameters: { type },
+          ...(src ? { volume_content_source: src } : {}),
+        });
+        ids[key] = r.volume.volume_id;
+        this.volumes.set(name, r.volume.volume_id);
+        return true;
+      };
+    const snap = (name: string, params: Record<string, string>) => async () => {
+      const r = await this.#csi<{ snapshot: { snapshot_id: string; ready_to_use: boolean } }>(
+        'CreateSnapshot',
+        { name, source_volume_id: ids['v'], parameters: params },
+      );
+      ids[name] = r.snapshot.snapshot_id;
+      this.snapshots.set(name, r.snapshot.snapshot_id);
+      return r.snapshot.ready_to_use; // the snapshotter calls again until it is ready
+    };
+    const delVol = (key: string) => async () => {
+      await this.#csi('DeleteVolume', { volume_id: ids[key] });
+      return true;
+    };
+    const delSnap = (key: string) => async () => {
+      await this.#csi('DeleteSnapshot', { snapshot_id: ids[key] });
+      return true;
+    };
+    const steps: [OpKind, string, () => Promise<boolean>][] = [
+      ['create', names.v, createVol(names.v, undefined, 'v')],
+      [
+        'publish',
+        names.v,
+        async () => {
+          const r = await this.#csi<{ publish_context: Record<string, string> }>('ControllerPublishVolume', {
+            volume_id: ids['v'],
+            node_id: node,
+            volume_capability: cap(),
+            readonly: false,
+          });
+          ids['att'] = r.publish_context['attachment_id'] ?? '';
+          return true;
+        },
+      ],
+      [
+        'node-complete',
+        names.v,
+        async () => {
+          await this.#o.nodeCinder.completeAttachment(ids['att'] ?? '', {
+            signal: AbortSignal.timeout(this.#o.callTimeoutMs ?? 15_000),
+          });
+          const atts = await checkAttachments(ids['v'] ?? '');
+          if (atts.length > 1) this.duplicateAttachments.push(`${names.v} (${ids['v']}): ${atts.join(', ')}`);
+          return true;
+        },
+      ],
+      [
+        'expand',
+        names.v,
+        async () => {
+          await this.#csi('ControllerExpandVolume', {
+            volume_id: ids['v'],
+            capacity_range: { required_bytes: String(2 * GiB), limit_bytes: '0' },
+            volume_capability: cap(),
+          });
+          return true;
+        },
+      ],
+      ['snapshot', names.s, snap(names.s, {})],
+      [
+        'restore-snapshot',
+        names.r,
+        async () => createVol(names.r, { snapshot: { snapshot_id: ids[names.s] } }, 'r')(),
+      ],
+      ['backup', names.b, snap(names.b, { type: 'backup' })],
+      [
+        'restore-backup',
+        names.rb,
+        async () => createVol(names.rb, { snapshot: { snapshot_id: ids[names.b] } }, 'rb')(),
+      ],
+      [
+        'unpublish',
+        names.v,
+        async () => {
+          await this.#csi('ControllerUnpublishVolume', { volume_id: ids['v'], node_id: node });
+          return true;
+        },
+      ],
+      [
+        'modify',
+        names.v,
+        async () => {
+          await this.#csi('ControllerModifyVolume', {
+            volume_id: ids['v'],
+            mutable_parameters: { type: this.#o.otherType },
+          });
+          return true;
+        },
+      ],
+      ['delete-restored', names.r, delVol('r')],
+      ['delete-restored-backup', names.rb, delVol('rb')],
+      ['delete-snapshot', names.s, delSnap(names.s)],
+      ['delete-backup', names.b, delSnap(names.b)],
+      ['delete', names.v, delVol('v')],
+    ];
+    const notDone = new Set<OpKind>();
+    for (const [kind, target, fn] of steps) {
+      if (!this.#runs(kind) || NEEDS[kind].some((k) => notDone.has(k))) {
+        notDone.add(kind);
+        continue;
+      }
+      const ok = await this.#retry(i, kind, target, fn);
+      if (!ok) notDone.add(kind);
+    }
+  }
+
+  /** Repeats `fn` until it returns true (OK and done), bounded; records every other outcome. */
+  async #retry(
+    lifecycle: number,
+    kind: OpKind,
+    target: string,
+    fn: () => Promise<boolean>,
+  ): Promise<boolean> {
+    const rec: OpRecord = { lifecycle, kind, target, tries: 0, ok: false, attempts: [], ms: 0 };
+    this.ops.push(rec);
+    const started = Date.now();
+    const maxTries = this.#o.maxTries ?? 40;
+    for (let n = 0; n < maxTries; n++) {
+      rec.tries++;
+      try {
+        if (await fn()) {
+          rec.ok = true;
+          break;
+        }
+        if (n === maxTries - 1) break;
+        this.#attempt(rec, 'NOT_READY', 'ready_to_use=false');
+      } catch (err) {
+        const e = err as { code?: number; details?: string; message?: string; status?: number };
+        const code =
+          typeof e.code === 'number' && status[e.code] !== undefined
+            ? String(status[e.code])
+            : e.status !== undefined
+              ? `HTTP_${e.status}`
+              : 'ERROR';
+        this.#attempt(rec, code, e.details ?? e.message ?? String(err));
+        if (n === maxTries - 1) break;
+      }
+      const backoff = Math.min(3000, 100 * 2 ** Math.min(n, 10));
+      await new Promise((r) => setTimeout(r, backoff * (0.5 + this.#o.rand() / 2)));
+    }
+    rec.ms = Date.now() - started;
+    return rec.ok;
+  }
+
+  #attempt(rec: OpRecord, code: string, message: string): void {
+    rec.attempts.push({ t: Date.now() - this.#start, code, message: message.slice(0, 300) });
+    if (rec.attempts.length > 30) rec.attempts.shift();
+  }
+
+  #csi<T = Record<string, unknown>>(method: string, req: Record<string, unknown>): Promise<T> {
+    return this.#o
+      .client()
+      .call<T>('Controller', method, { secrets: {}, ...req }, this.#o.callTimeoutMs ?? 15_000);
+  }
+}
+
+/** One line per try of the given operations, for a violation report. */
+export function opTrace(ops: readonly OpRecord[]): string {
+  return ops
+    .map(
+      (o) =>
+        `L${o.lifecycle} ${o.kind} ${o.target}: ${o.ok ? 'OK' : 'NEVER OK'} after ${o.tries} tries` +
+        o.attempts.map((a) => `\n    +${(a.t / 1000).toFixed(1)}s ${a.code}: ${a.message}`).join(''),
+    )
+    .join('\n');
+}
