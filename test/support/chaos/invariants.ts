@@ -84,7 +84,8 @@ export function classify(
   for (const v of inv.volumes) {
     const csi = v.metadata?.[CSI_NAME];
     const name = v.name ?? '';
-    const answeredId = answered.volumes.get(name) ?? (csi ? answered.volumes.get(csi) : undefined);
+    // By the Cinder name when it is one of ours: the csi-name marker may be another volume's.
+    const answeredId = answered.volumes.get(name) ?? (csi && !name ? answered.volumes.get(csi) : undefined);
     const l = line('volume', v.id, name, v.status, csi && csi !== name ? ` (csi-name marker ${csi})` : '');
     if (answeredId && answeredId !== v.id) out.duplicates.push(`${l}; the driver answered ${answeredId}`);
     else out.leaked.push(l);

@@ -1,6 +1,6 @@
 /**
  * Kill rounds of the crash suite: SIGKILL the driver process at a chosen point inside an
- * operation, restart it, go on. Each round either arms a kill point (a Cinder request of the
+ * operation, restart it, go on. Each round either arms kill points (Cinder requests of the
  * driver, seen by the fault proxy's hooks) or kills after a random delay (every fifth round).
  *
  * Kill points (docs/design.md, "Failure recovery"): each mutating Cinder request the controller
@@ -8,7 +8,7 @@
  *   after   Cinder has acted on the request and the driver never sees the answer (the driver dies
  *           between the step and its own bookkeeping)
  *   before  the request never reaches Cinder (the driver dies just before the step)
- * A point not reached within 45 s (the workload is elsewhere) becomes an immediate kill.
+ * When no armed point is reached within 45 s the round kills at once.
  */
 import type { HookResult, ProxiedRequest } from '../fault-proxy.ts';
 import type { DriverProcess } from './driver-process.ts';
@@ -25,6 +25,11 @@ export const KILL_POINTS: readonly KillPoint[] = [
   {
     name: 'POST /volumes/{id}/metadata (publish record)',
     method: 'POST',
+    path: /\/volumes\/[^/]+\/metadata$/,
+  },
+  {
+    name: 'PUT /volumes/{id}/metadata (restore repair)',
+    method: 'PUT',
     path: /\/volumes\/[^/]+\/metadata$/,
   },
   { name: 'POST /volumes/{id}/action (extend, retype)', method: 'POST', path: /\/volumes\/[^/]+\/action$/ },
@@ -44,10 +49,10 @@ export const KILL_POINTS: readonly KillPoint[] = [
 type Phase = 'before' | 'after';
 
 interface Armed {
-  point: KillPoint;
-  phase: Phase;
+  /** Points (with their phase) any of which fires this round. */
+  combos: { point: KillPoint; phase: Phase }[];
   skip: number;
-  fire: (what: string) => void;
+  fire: (what: string, combo: { point: KillPoint; phase: Phase }) => void;
 }
 
 export class KillSwitch {
@@ -66,27 +71,34 @@ export class KillSwitch {
     this.#log = log;
   }
 
-  /** The proxy hook: kills the driver when the armed point passes. */
+  /** The proxy hook: kills the driver when an armed point passes. */
   async hook(req: ProxiedRequest, phase: Phase): Promise<HookResult> {
     const a = this.#armed;
-    if (!a || a.phase !== phase || a.point.method !== req.method || !a.point.path.test(req.path))
-      return undefined;
+    const combo = a?.combos.find(
+      (c) => c.phase === phase && c.point.method === req.method && c.point.path.test(req.path),
+    );
+    if (!a || !combo) return undefined;
     if (a.skip > 0) {
       a.skip--;
       return undefined;
     }
     this.#armed = undefined;
     await this.#driver.kill();
-    a.fire(`${req.method} ${req.url} #${req.seq}`);
+    a.fire(`${req.method} ${req.url} #${req.seq}`, combo);
     return 'abort';
   }
 
+  /**
+   * `rounds` kills. Point rounds arm every point not hit yet in the current cycle (alternating
+   * phases; a cycle ends when each point was hit in both phases or is not reached), so the rounds
+   * spread over the steps the workload actually performs.
+   */
   async run(rounds: number): Promise<void> {
-    const combos: { point: KillPoint; phase: Phase }[] = [
+    const all = () => [
       ...KILL_POINTS.map((point) => ({ point, phase: 'after' as const })),
       ...KILL_POINTS.map((point) => ({ point, phase: 'before' as const })),
     ];
-    let k = 0;
+    let pending = all();
     try {
       for (let r = 0; r < rounds; r++) {
         let what: string;
@@ -96,27 +108,34 @@ export class KillSwitch {
           await this.#driver.kill();
           what = `random delay ${ms} ms`;
         } else {
-          const c = combos[k++ % combos.length]!;
+          const phase: Phase = r % 2 === 0 ? 'after' : 'before';
+          let combos = pending.filter((c) => c.phase === phase);
+          if (combos.length === 0) combos = pending;
+          if (combos.length === 0) combos = pending = all();
           const skip = Math.floor(this.#rand() * 2);
-          what = `${c.phase} ${c.point.name}`;
-          const hit = await new Promise<string | undefined>((resolve) => {
-            const t = setTimeout(() => {
-              this.#armed = undefined;
-              resolve(undefined);
-            }, 45_000);
-            this.#armed = {
-              ...c,
-              skip,
-              fire: (req) => {
-                clearTimeout(t);
-                resolve(req);
-              },
-            };
-          });
-          if (hit) what += ` at ${hit}`;
-          else {
+          const hit = await new Promise<{ req: string; combo: Armed['combos'][number] } | undefined>(
+            (resolve) => {
+              const t = setTimeout(() => {
+                this.#armed = undefined;
+                resolve(undefined);
+              }, 45_000);
+              this.#armed = {
+                combos,
+                skip,
+                fire: (req, combo) => {
+                  clearTimeout(t);
+                  resolve({ req, combo });
+                },
+              };
+            },
+          );
+          if (hit) {
+            what = `${hit.combo.phase} ${hit.combo.point.name} at ${hit.req}`;
+            pending = pending.filter((c) => c !== hit.combo);
+          } else {
             await this.#driver.kill();
-            what += ' (not reached in 45 s: killed at once)';
+            what = `${phase} (no armed point reached in 45 s: killed at once)`;
+            pending = all();
           }
         }
         const key = what.replace(/ at .*| \d+ ms/, '');

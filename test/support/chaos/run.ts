@@ -14,11 +14,11 @@ import { labConfig, labNoauth } from '../lab.ts';
 import { DriverProcess } from './driver-process.ts';
 import { classify, inventorySize, purge, settledInventory } from './invariants.ts';
 import { KillSwitch } from './kills.ts';
-import { OP_KINDS, type OpKind, opTrace, Workload } from './workload.ts';
+import { type OpKind, opTrace, Workload } from './workload.ts';
 
 export interface ChaosOptions {
   seed: number;
-  /** CSI operations to run at least (15 per volume lifecycle). */
+  /** CSI operations to run at least (11 or 15 per volume lifecycle). */
   operations: number;
   /** Fraction of Cinder requests that get a fault. */
   faultRate: number;
@@ -59,8 +59,6 @@ export interface ChaosReport {
   /** Empty when there is no violation; else seed, operation trace and proxy trace. */
   trace: string;
 }
-
-export const OPS_PER_LIFECYCLE = OP_KINDS.length;
 
 export function violations(r: ChaosReport): number {
   return (
@@ -119,7 +117,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       nodeId,
       volumeType,
       otherType,
-      lifecycles: Math.max(1, Math.ceil(o.operations / OPS_PER_LIFECYCLE)),
+      operations: o.operations,
       concurrency: o.concurrency ?? 3,
       callTimeoutMs,
       ...(o.exclude ? { exclude: o.exclude } : {}),

@@ -3,7 +3,7 @@
  * sidecars drive them, each call repeated with the same request until it answers OK (bounded
  * tries, exponential backoff), CreateSnapshot until ready_to_use.
  *
- * One lifecycle (LIFECYCLE below, 15 operations): create → publish → node-complete (os-complete on
+ * One lifecycle (15 operations; 11 for those without a backup, see `backupEvery`): create → publish → node-complete (os-complete on
  * the attachment, as the node plugin does after staging) → expand (online) → snapshot → restore
  * from it → backup (`type: backup` snapshot) → restore from it → unpublish → modify (retype) →
  * delete both restored volumes → delete snapshot and backup → delete the volume.
@@ -33,6 +33,18 @@ export const OP_KINDS = [
   'delete',
 ] as const;
 export type OpKind = (typeof OP_KINDS)[number];
+
+/** The operations of the lifecycles that take a backup. */
+const BACKUP_OPS: readonly OpKind[] = ['backup', 'restore-backup', 'delete-restored-backup', 'delete-backup'];
+
+const CLEANUP = new Set<OpKind>([
+  'unpublish',
+  'delete-restored',
+  'delete-restored-backup',
+  'delete-snapshot',
+  'delete-backup',
+  'delete',
+]);
 
 /** What each operation needs before it can run (an excluded operation skips its dependents). */
 const NEEDS: Record<OpKind, OpKind[]> = {
@@ -83,14 +95,19 @@ export interface WorkloadOptions {
   volumeType: string;
   /** A second type of the same backend, for modify. */
   otherType: string;
-  /** Number of lifecycles to run at least. */
-  lifecycles: number;
+  /** Operations to run at least (whole lifecycles are started until this many are planned). */
+  operations: number;
+  /** Every n-th lifecycle (0, n, 2n, ...) also takes a backup and restores it (slow on the lab); default 3. */
+  backupEvery?: number;
   /** Keeps starting lifecycles while this says so (crash suite: until the kill rounds are done). */
   more?: () => boolean;
   concurrency: number;
   /** Deadline of each CSI call (the sidecar's --timeout). */
   callTimeoutMs?: number;
+  /** Error answers tolerated per operation (default 40). */
   maxTries?: number;
+  /** Time bound of one operation, retries included (default 10 min). */
+  opTimeoutMs?: number;
   /** Operation kinds not run (with their dependents). */
   exclude?: readonly OpKind[];
   rand: () => number;
@@ -121,6 +138,7 @@ export class Workload {
   readonly #o: WorkloadOptions;
   readonly #start = Date.now();
   #next = 0;
+  #planned = 0;
 
   constructor(opts: WorkloadOptions) {
     this.#o = opts;
@@ -130,8 +148,11 @@ export class Workload {
     const worker = async () => {
       for (;;) {
         const i = this.#next;
-        if (i >= this.#o.lifecycles && !this.#o.more?.()) return;
+        if (this.#planned >= this.#o.operations && !this.#o.more?.()) return;
         this.#next++;
+        this.#planned += OP_KINDS.filter(
+          (k) => this.#runs(k) && (this.#withBackup(i) || !BACKUP_OPS.includes(k)),
+        ).length;
         await this.#lifecycle(i, checkAttachments);
       }
     };
@@ -144,6 +165,10 @@ export class Workload {
       duplicateAttachments: this.duplicateAttachments,
       ms: Date.now() - this.#start,
     };
+  }
+
+  #withBackup(i: number): boolean {
+    return i % (this.#o.backupEvery ?? 3) === 0;
   }
 
   #runs(kind: OpKind): boolean {
@@ -266,14 +291,19 @@ export class Workload {
       ['delete-backup', names.b, delSnap(names.b)],
       ['delete', names.v, delVol('v')],
     ];
-    const notDone = new Set<OpKind>();
+    // As a CO would: after an operation that never succeeded, only the clean-up goes on
+    // (unpublish even after a failed publish, as the attacher does when the pod goes away).
+    const ok = new Set<OpKind>();
+    const attempted = new Set<OpKind>();
+    let failed = false;
     for (const [kind, target, fn] of steps) {
-      if (!this.#runs(kind) || NEEDS[kind].some((k) => notDone.has(k))) {
-        notDone.add(kind);
-        continue;
-      }
-      const ok = await this.#retry(i, kind, target, fn);
-      if (!ok) notDone.add(kind);
+      if (!this.#runs(kind) || (BACKUP_OPS.includes(kind) && !this.#withBackup(i))) continue;
+      if (failed && !CLEANUP.has(kind)) continue;
+      const needs = kind === 'unpublish' ? ['create' as const] : NEEDS[kind];
+      if (!needs.every((k) => ok.has(k)) || (kind === 'unpublish' && !attempted.has('publish'))) continue;
+      attempted.add(kind);
+      if (await this.#retry(i, kind, target, fn)) ok.add(kind);
+      else failed = true;
     }
   }
 
@@ -288,16 +318,18 @@ export class Workload {
     this.ops.push(rec);
     const started = Date.now();
     const maxTries = this.#o.maxTries ?? 40;
-    for (let n = 0; n < maxTries; n++) {
+    // Errors are bounded by count; "not ready yet" answers (the snapshotter polls) only by time.
+    const until = started + (this.#o.opTimeoutMs ?? 600_000);
+    for (let n = 0, errors = 0; errors < maxTries && Date.now() < until; n++) {
       rec.tries++;
       try {
         if (await fn()) {
           rec.ok = true;
           break;
         }
-        if (n === maxTries - 1) break;
         this.#attempt(rec, 'NOT_READY', 'ready_to_use=false');
       } catch (err) {
+        errors++;
         const e = err as { code?: number; details?: string; message?: string; status?: number };
         const code =
           typeof e.code === 'number' && status[e.code] !== undefined
@@ -306,7 +338,7 @@ export class Workload {
               ? `HTTP_${e.status}`
               : 'ERROR';
         this.#attempt(rec, code, e.details ?? e.message ?? String(err));
-        if (n === maxTries - 1) break;
+        if (errors >= maxTries) break;
       }
       const backoff = Math.min(3000, 100 * 2 ** Math.min(n, 10));
       await new Promise((r) => setTimeout(r, backoff * (0.5 + this.#o.rand() / 2)));

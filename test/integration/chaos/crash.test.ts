@@ -1,0 +1,35 @@
+/**
+ * Crash suite (issue 10): the controller as a real process, SIGKILLed 15 times at the Cinder
+ * requests of docs/design.md's "Failure recovery" table (just before the request reaches Cinder,
+ * or after Cinder acted and before the driver saw the answer) and at random moments, restarted
+ * each time, while a workload retries each CSI call like the sidecars. Checked against Cinder
+ * directly: nothing leaked or duplicated, no INTERNAL, every operation OK.
+ * On failure the message carries the seed and the trace; reproduce with CHAOS_SEED=<seed>.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { EXCLUDED_OPS } from '../../support/chaos/excluded.ts';
+import { runChaos, violations } from '../../support/chaos/run.ts';
+import { labAvailable } from '../../support/lab.ts';
+
+test('chaos: 15 SIGKILLs of the controller inside operations strand nothing', async (t) => {
+  const why = await labAvailable();
+  if (why) return t.skip(why);
+  const seed = Number(process.env['CHAOS_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
+  t.diagnostic(`seed ${seed}`);
+  const r = await runChaos({
+    seed,
+    operations: 15,
+    faultRate: 0,
+    killRounds: 15,
+    concurrency: 3,
+    exclude: EXCLUDED_OPS.map((e) => e.op),
+    log: (l) => t.diagnostic(l),
+  });
+  t.diagnostic(
+    `${r.okOps}/${r.ops} operations OK, ${r.kills} kills, ${r.retries} retries, ${(r.ms / 1000).toFixed(0)} s`,
+  );
+  assert.equal(violations(r), 0, `chaos violations (seed ${seed}):\n${r.trace}`);
+  assert.equal(r.kills, 15);
+  assert.equal(r.purgeLeft, 0, 'the run left objects the purge could not remove');
+});

@@ -1,0 +1,25 @@
+/**
+ * Operation kinds the CI chaos suites do not run yet, each with the reason: an open violation in a
+ * part of the controller that is being fixed elsewhere (issue 10). An excluded kind also skips the
+ * operations that need it (publish: node-complete and unpublish; backup: its restore and delete).
+ * bench/chaos.ts runs everything regardless. Empty is the goal: remove an entry with the fix.
+ */
+import type { OpKind } from './workload.ts';
+
+export const EXCLUDED_OPS: readonly { op: OpKind; reason: string }[] = [
+  {
+    op: 'publish',
+    reason:
+      'issue 10 item 1: a lost POST /attachments answer (or a kill after it) leaves an attachment the ' +
+      'driver never recorded; every retry answers FAILED_PRECONDITION "attached to an unrecorded host", ' +
+      'unpublish answers OK but leaves it, and DeleteVolume fails for ever',
+  },
+  {
+    op: 'backup',
+    reason:
+      'CreateSnapshot type=backup answers INTERNAL (BigInt(undefined) in backupToCsiSnapshot) when the ' +
+      'backup is not available before the soft deadline (POST /backups answers without size); and ' +
+      'issue 10 items 2-3: a CreateVolume retry of a restore from a backup answers ALREADY_EXISTS for ' +
+      'ever ("content source is none") and the restored volume carries the csi-name marker of the source volume',
+  },
+];
