@@ -5,6 +5,7 @@
  *   node bench/chaos.ts                    the three standard runs: 1,000 operations at 10 % faults,
  *                                          300 at 30 %, 50 kill rounds
  *   node bench/chaos.ts --ops 100 --rate 0.1 [--kills 15] [--seed N] [--concurrency 3] [--type tgt]
+ *   add --exclude ci (the CI suites' exclusion list) or --exclude publish,backup to skip kinds
  *   node bench/chaos.ts --purge chaos-<seed>-<hex>   removes what an interrupted run left
  *
  * Prints per run: operations (OK / total), lifecycles, Cinder requests, faults by kind, retries,
@@ -12,6 +13,7 @@
  * the operation trace. Exit code 1 when a run had a violation. Needs the lab (test/lab-up.sh).
  */
 import { parseArgs } from 'node:util';
+import { EXCLUDED_OPS } from '../test/support/chaos/excluded.ts';
 import {
   type ChaosOptions,
   type ChaosReport,
@@ -19,6 +21,7 @@ import {
   runChaos,
   violations,
 } from '../test/support/chaos/run.ts';
+import { OP_KINDS, type OpKind } from '../test/support/chaos/workload.ts';
 import { labAvailable } from '../test/support/lab.ts';
 
 const { values } = parseArgs({
@@ -31,6 +34,7 @@ const { values } = parseArgs({
     type: { type: 'string' },
     verbose: { type: 'boolean' },
     purge: { type: 'string' },
+    exclude: { type: 'string' },
   },
 });
 
@@ -52,6 +56,7 @@ const seed = values.seed ? Number(values.seed) : Math.floor(Math.random() * 2 **
 const common: Partial<ChaosOptions> = {
   concurrency: Number(values.concurrency ?? 4),
   ...(values.type ? { volumeType: values.type } : {}),
+  ...(values.exclude ? { exclude: parseExclude(values.exclude) } : {}),
   ...(values.verbose ? { log: (l: string) => console.log(`  ${l}`) } : {}),
 };
 const runs: ChaosOptions[] =
@@ -85,6 +90,16 @@ for (const o of runs) {
   }
 }
 process.exit(bad > 0 ? 1 : 0);
+
+/** `ci` = the CI suites' list (test/support/chaos/excluded.ts), else comma-separated kinds. */
+function parseExclude(text: string): OpKind[] {
+  if (text === 'ci') return EXCLUDED_OPS.map((e) => e.op);
+  const kinds = text.split(',').filter(Boolean);
+  for (const k of kinds) {
+    if (!(OP_KINDS as readonly string[]).includes(k)) throw new Error(`--exclude: unknown operation ${k}`);
+  }
+  return kinds as OpKind[];
+}
 
 function print(r: ChaosReport): void {
   const f = r.faults;

@@ -14,12 +14,4 @@ export const EXCLUDED_OPS: readonly { op: OpKind; reason: string }[] = [
       'driver never recorded; every retry answers FAILED_PRECONDITION "attached to an unrecorded host", ' +
       'unpublish answers OK but leaves it, and DeleteVolume fails for ever',
   },
-  {
-    op: 'backup',
-    reason:
-      'CreateSnapshot type=backup answers INTERNAL (BigInt(undefined) in backupToCsiSnapshot) when the ' +
-      'backup is not available before the soft deadline (POST /backups answers without size); and ' +
-      'issue 10 items 2-3: a CreateVolume retry of a restore from a backup answers ALREADY_EXISTS for ' +
-      'ever ("content source is none") and the restored volume carries the csi-name marker of the source volume',
-  },
 ];
