@@ -23,6 +23,8 @@ test('chaos: 100 operations at 10 % Cinder faults strand nothing', async (t) => 
     faultRate: 0.1,
     concurrency: 4,
     exclude: EXCLUDED_OPS.map((e) => e.op),
+    // One backup lifecycle (the first): the lab's cinder-backup takes minutes per backup.
+    backupEvery: 1000,
     log: (l) => t.diagnostic(l),
   });
   t.diagnostic(

@@ -31,6 +31,8 @@ export interface ChaosOptions {
   /** Volume type (lab backend) of the workload's volumes. */
   volumeType?: string;
   exclude?: readonly OpKind[];
+  /** Every n-th lifecycle takes a backup (default 3; the lab's cinder-backup is slow). */
+  backupEvery?: number;
   log?: (line: string) => void;
 }
 
@@ -121,6 +123,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       concurrency: o.concurrency ?? 3,
       callTimeoutMs,
       ...(o.exclude ? { exclude: o.exclude } : {}),
+      ...(o.backupEvery ? { backupEvery: o.backupEvery } : {}),
       rand,
       ...(ks ? { more: () => !ks.done } : {}),
     });
