@@ -80,7 +80,19 @@ export class DriverProcess {
     return this.#client;
   }
 
+  /** Starts the driver; a process that exits during start-up is started again (≤ 5 times, like a kubelet). */
   async start(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#startOnce();
+      } catch (err) {
+        if (attempt >= 5 || this.running) throw err;
+        await new Promise((r) => setTimeout(r, 1000 * attempt));
+      }
+    }
+  }
+
+  async #startOnce(): Promise<void> {
     if (this.running) return;
     if (!this.#port) this.#port = await freePort();
     const na = labNoauth();
