@@ -169,7 +169,12 @@ describe('connector exchange on a real kube-apiserver', { timeout: 180_000 }, ()
 
       await lab.core!.deleteNode({ name });
       await eventually('node gone from cache', () => !source.hasNode(name));
-      assert.deepEqual(seen, ['ADDED', 'MODIFIED', 'MODIFIED', 'DELETED']);
+      // The control plane's node controllers (lifecycle, taints) may modify the Node too: the
+      // cache must see it added first, deleted last, and at least the two annotation changes.
+      assert.equal(seen[0], 'ADDED');
+      assert.equal(seen.at(-1), 'DELETED');
+      const middle = seen.slice(1, -1);
+      assert.ok(middle.length >= 2 && middle.every((e) => e === 'MODIFIED'), `events: ${seen.join(',')}`);
       assert.equal(source.stats.lists, lists, 'changes arrived through the watch, not by re-listing');
       assert.equal(await source.get(name), undefined, 'deleted node → undefined (NOT_FOUND)');
     } finally {
