@@ -6,12 +6,4 @@
  */
 import type { OpKind } from './workload.ts';
 
-export const EXCLUDED_OPS: readonly { op: OpKind; reason: string }[] = [
-  {
-    op: 'publish',
-    reason:
-      'issue 10 item 1: a lost POST /attachments answer (or a kill after it) leaves an attachment the ' +
-      'driver never recorded; every retry answers FAILED_PRECONDITION "attached to an unrecorded host", ' +
-      'unpublish answers OK but leaves it, and DeleteVolume fails for ever',
-  },
-];
+export const EXCLUDED_OPS: readonly { op: OpKind; reason: string }[] = [];
