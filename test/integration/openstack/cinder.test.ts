@@ -29,6 +29,9 @@ const CONNECTOR = {
 /** Upper bound for one wait on the lab (create is ~0.5 s; rbd clones up to ~1.3 s). */
 const WAIT_MS = 60_000;
 const wait = () => AbortSignal.timeout(WAIT_MS);
+/** cinder-backup reads and compresses the whole volume, one backup after another: give it room. */
+const BACKUP_WAIT_MS = 300_000;
+const backupWait = () => AbortSignal.timeout(BACKUP_WAIT_MS);
 
 async function listAll<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -409,20 +412,20 @@ for (const mode of ['keystone', 'noauth'] as LabMode[]) {
             target: [],
             gone: true,
             failOn: ['error_deleting'],
-            signal: wait(),
+            signal: backupWait(),
           });
         });
-        await cinder.waitForBackup(b.id, { target: ['available'], signal: wait() });
+        await cinder.waitForBackup(b.id, { target: ['available'], signal: backupWait() });
         const restored = await cinder.restoreBackup(b.id, { name: `${RUN}-restored` });
         defer(async () => {
           await cinder.waitForVolume(restored.volume_id, {
             target: ['available', 'error'],
             failOn: [],
-            signal: wait(),
+            signal: backupWait(),
           });
           await ignoreNotFound(cinder.deleteVolume(restored.volume_id));
         });
-        await cinder.waitForVolume(restored.volume_id, { target: ['available'], signal: wait() });
+        await cinder.waitForVolume(restored.volume_id, { target: ['available'], signal: backupWait() });
       });
     });
   });
