@@ -35,6 +35,7 @@ interface Event {
 
 const ALLOWED_FILE = path.join(import.meta.dirname, 'allowed-skips.txt');
 const ci = /^(true|1|yes)$/i.test(process.env['CI'] ?? '');
+const HEARTBEAT_MS = 15_000;
 
 function allowedReasons(): string[] {
   try {
@@ -55,28 +56,50 @@ export default class SkipReporter extends Transform {
   /** Names of the running tests per file and nesting level, for "suite › test" paths. */
   readonly #stack = new Map<string, string[]>();
   #printed = false;
+  /** When output last went out, and what runs now: a line every ~15 s while a long test runs. */
+  #lastOutput = Date.now();
+  #running = '';
+  #runningSince = Date.now();
+  readonly #heartbeat: NodeJS.Timeout;
 
   constructor() {
     super({ writableObjectMode: true });
+    this.#heartbeat = setInterval(() => {
+      if (Date.now() - this.#lastOutput < HEARTBEAT_MS) return;
+      const secs = Math.round((Date.now() - this.#runningSince) / 1000);
+      const what = this.#running ? `: ${this.#running}` : '';
+      this.#emit(`# … tests still running${what} (${secs}s since the last result)\n`);
+    }, 1000);
+    this.#heartbeat.unref();
+  }
+
+  #emit(chunk: unknown): void {
+    this.#lastOutput = Date.now();
+    this.push(chunk);
   }
 
   override _transform(ev: Event, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (ev.type === 'test:pass' || ev.type === 'test:fail') {
+      this.#running = '';
+      this.#runningSince = Date.now();
+    }
     try {
       this.#observe(ev);
       if (!this.#printed && ev.type === 'test:diagnostic' && /^tests \d+$/.test(ev.data.message ?? '')) {
         // node's closing summary starts: the skip list goes right before it
         this.#printed = true;
-        this.push(this.#report());
+        this.#emit(this.#report());
       }
     } catch (e) {
-      this.push(`test-reporter: ${String(e)}\n`);
+      this.#emit(`test-reporter: ${String(e)}\n`);
     }
     this.#spec.write(ev);
-    for (let c = this.#spec.read(); c !== null; c = this.#spec.read()) this.push(c);
+    for (let c = this.#spec.read(); c !== null; c = this.#spec.read()) this.#emit(c);
     cb();
   }
 
   override _flush(cb: TransformCallback): void {
+    clearInterval(this.#heartbeat);
     if (!this.#printed) this.push(this.#report());
     this.#spec.on('data', (c) => this.push(c));
     this.#spec.on('end', () => {
@@ -94,6 +117,8 @@ export default class SkipReporter extends Transform {
       stack.length = d.nesting;
       stack[d.nesting] = d.name;
       this.#stack.set(file, stack);
+      this.#running = [file, ...stack].filter(Boolean).join(' › ');
+      this.#runningSince = Date.now();
       return;
     }
     if ((ev.type !== 'test:pass' && ev.type !== 'test:fail') || d.skip === undefined || d.skip === false)
