@@ -106,6 +106,20 @@ fix_vendor() { # fix_vendor SRC : reflect2 1.0.1 -> 1.0.2 (1.0.1 crashes with Go
   fi
 }
 
+patch_kubelet() { # patch_kubelet SRC : the lab's kubelet 1.20 gets Kubernetes 1.26's fix (PR #112597):
+  # it sends `:authority: localhost` to CSI and plugin-registration sockets instead of the socket
+  # path, which HTTP/2 servers other than grpc-go (Node's among them) reject. Lab only: the driver
+  # documents kubelet 1.26 as its minimum (docs/kubernetes.md).
+  local dir=$1 p
+  p="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/kubelet-localhost-authority.patch"
+  if [[ ! -f $dir/.kube-lab-kubelet-patched ]]; then
+    log "kubelet: applying $(basename "$p") (localhost :authority, upstream fix from 1.26)"
+    patch -d "$dir" -p1 --forward --batch <"$p" >&2 || die "patch $p failed"
+    rm -f "$BIN/kubelet"
+    touch "$dir/.kube-lab-kubelet-patched"
+  fi
+}
+
 build_bins() { # build_bins SRC WHAT...
   local dir=$1; shift
   local what t0
@@ -151,7 +165,8 @@ cmd_install() {
   src=$(fetch_source)
   log "TIMING source: $(($(now_s) - t0))s ($src)"
   fix_vendor "$src"
-  build_bins "$src" cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler
+  patch_kubelet "$src"
+  build_bins "$src" cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubelet
   "$BIN/kube-apiserver" --version >&2
   log "TIMING install total: $(($(now_s) - t_all))s"
 }
