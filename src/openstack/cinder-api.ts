@@ -4,6 +4,7 @@ import type {
   Attachment,
   AvailabilityZone,
   Backup,
+  BackupListFilters,
   CreateAttachmentRequest,
   CreateBackupRequest,
   CreateSnapshotRequest,
@@ -14,6 +15,7 @@ import type {
   QuotaUsage,
   SchedulerPool,
   Snapshot,
+  SnapshotListFilters,
   UserMessage,
   Volume,
   VolumeListFilters,
@@ -92,20 +94,9 @@ export interface CinderApi {
   // snapshots
   createSnapshot(req: CreateSnapshotRequest, opts?: CallOptions): Promise<Snapshot>;
   getSnapshot(id: string, opts?: CallOptions): Promise<Snapshot>;
-  listSnapshots(
-    filters?: {
-      name?: string;
-      volume_id?: string;
-      /** Only the member snapshots of this group snapshot. */
-      group_snapshot_id?: string;
-      status?: string;
-      limit?: number;
-      marker?: string;
-    },
-    opts?: CallOptions,
-  ): AsyncIterable<Snapshot>;
+  listSnapshots(filters?: SnapshotListFilters, opts?: CallOptions): AsyncIterable<Snapshot>;
   listSnapshotsPage(
-    filters: { name?: string; volume_id?: string; status?: string; limit?: number; marker?: string },
+    filters: SnapshotListFilters,
     opts?: CallOptions,
   ): Promise<{ items: Snapshot[]; next: string | undefined }>;
   deleteSnapshot(id: string, opts?: CallOptions): Promise<void>;
@@ -141,7 +132,7 @@ export interface CinderApi {
   // backups
   createBackup(req: CreateBackupRequest, opts?: CallOptions): Promise<Backup>;
   getBackup(id: string, opts?: CallOptions): Promise<Backup>;
-  listBackups(filters?: { name?: string; volume_id?: string }, opts?: CallOptions): AsyncIterable<Backup>;
+  listBackups(filters?: BackupListFilters, opts?: CallOptions): AsyncIterable<Backup>;
   deleteBackup(id: string, opts?: CallOptions): Promise<void>;
   restoreBackup(
     id: string,

@@ -99,6 +99,25 @@ export interface VolumeListFilters {
   marker?: string;
 }
 
+/** Filters of `GET /snapshots/detail`; an id filter that is not a Cinder id matches nothing. */
+export interface SnapshotListFilters {
+  name?: string;
+  volume_id?: string;
+  /** Only the member snapshots of this group snapshot. */
+  group_snapshot_id?: string;
+  status?: string;
+  limit?: number;
+  marker?: string;
+}
+
+/** Filters of `GET /backups/detail`. */
+export interface BackupListFilters {
+  name?: string;
+  volume_id?: string;
+  limit?: number;
+  marker?: string;
+}
+
 export type SnapshotStatus =
   | 'creating'
   | 'available'

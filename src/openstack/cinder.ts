@@ -3,10 +3,8 @@
  * surface. The code lives in src/openstack/cinder/: one module per resource plus core.ts.
  */
 
-export type { BackupListFilters } from './cinder/backups.ts';
 export { CinderClient } from './cinder/client.ts';
 export { type CinderClientOptions, ignoreNotFound, nextMarker, type Page } from './cinder/core.ts';
 export type { CreateGroupRequest, CreateGroupTypeRequest } from './cinder/groups.ts';
 export type { CinderService, SchedulerPool } from './cinder/misc.ts';
-export type { SnapshotListFilters } from './cinder/snapshots.ts';
-export type { GroupType } from './cinder-types.ts';
+export type { BackupListFilters, GroupType, SnapshotListFilters } from './cinder-types.ts';

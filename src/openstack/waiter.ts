@@ -20,6 +20,7 @@
  * tolerated `maxTransientErrors` times in a row; any other error ends the wait at once.
  */
 import { AbortedError, anySignal, sleep, throwIfAborted } from '../util/abort.ts';
+import type { WaitOptions } from './cinder-api.ts';
 
 export interface PollSchedule {
   /** Delay before the first check. */
@@ -144,4 +145,30 @@ export async function waitForStatus<T>(opts: WaitForStatusOptions<T>): Promise<T
     throw err;
   }
   throw new Error('unreachable');
+}
+
+/**
+ * `waitForStatus` for an object with a `status` field, as every `CinderApi.waitForX(id, wait)`
+ * does (volumes, snapshots, backups, groups, group snapshots, and the tests' doubles): the caller's
+ * `WaitOptions` bound the wait (target, failure statuses, 404 as done, signal); `more` adds the
+ * reason lookup or another polling schedule.
+ */
+export function waitForObject<T extends { status: string }>(
+  resource: string,
+  id: string,
+  fetch: (signal: AbortSignal | undefined) => Promise<T>,
+  wait: WaitOptions,
+  more: Pick<WaitForStatusOptions<T>, 'explain' | 'schedule' | 'timeoutMs'> = {},
+): Promise<T | undefined> {
+  return waitForStatus<T>({
+    resource,
+    id,
+    fetch,
+    status: (o) => o.status,
+    target: wait.target,
+    failOn: wait.failOn,
+    gone: wait.gone,
+    signal: wait.signal,
+    ...more,
+  });
 }

@@ -1,17 +1,10 @@
 /** Cinder backups: `/backups`. */
 import type { CallOptions, WaitOptions } from '../cinder-api.ts';
-import type { Backup, CreateBackupRequest } from '../cinder-types.ts';
+import type { Backup, BackupListFilters, CreateBackupRequest } from '../cinder-types.ts';
 import type { CinderFeature } from '../microversion.ts';
-import { waitForStatus } from '../waiter.ts';
+import { waitForObject } from '../waiter.ts';
 import { idFiltersValid, idPath, SHAPES } from './checks.ts';
 import { type CinderCore, dropUndefined, emptyPage, type Page } from './core.ts';
-
-export interface BackupListFilters {
-  name?: string;
-  volume_id?: string;
-  limit?: number;
-  marker?: string;
-}
 
 export async function createBackup(
   c: CinderCore,
@@ -74,15 +67,7 @@ export async function restoreBackup(
 }
 
 export function waitForBackup(c: CinderCore, id: string, wait: WaitOptions): Promise<Backup | undefined> {
-  return waitForStatus<Backup>({
-    resource: 'backup',
-    id,
-    fetch: (signal) => getBackup(c, id, { signal }),
-    status: (b) => b.status,
-    target: wait.target,
-    failOn: wait.failOn,
-    gone: wait.gone,
-    signal: wait.signal,
+  return waitForObject('backup', id, (signal) => getBackup(c, id, { signal }), wait, {
     explain: async (b) => b.fail_reason ?? undefined,
   });
 }

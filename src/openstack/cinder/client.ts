@@ -15,6 +15,7 @@ import type {
   Attachment,
   AvailabilityZone,
   Backup,
+  BackupListFilters,
   CreateAttachmentRequest,
   CreateBackupRequest,
   CreateSnapshotRequest,
@@ -24,6 +25,7 @@ import type {
   GroupType,
   QuotaUsage,
   Snapshot,
+  SnapshotListFilters,
   UserMessage,
   Volume,
   VolumeListFilters,
@@ -140,10 +142,10 @@ export class CinderClient implements CinderApi {
   getSnapshot(id: string, opts?: CallOptions): Promise<Snapshot> {
     return snapshots.getSnapshot(this.#c, id, opts);
   }
-  listSnapshotsPage(filters: snapshots.SnapshotListFilters, opts?: CallOptions): Promise<Page<Snapshot>> {
+  listSnapshotsPage(filters: SnapshotListFilters, opts?: CallOptions): Promise<Page<Snapshot>> {
     return snapshots.listSnapshotsPage(this.#c, filters, opts);
   }
-  listSnapshots(filters?: snapshots.SnapshotListFilters, opts?: CallOptions): AsyncIterable<Snapshot> {
+  listSnapshots(filters?: SnapshotListFilters, opts?: CallOptions): AsyncIterable<Snapshot> {
     return snapshots.listSnapshots(this.#c, filters, opts);
   }
   deleteSnapshot(id: string, opts?: CallOptions): Promise<void> {
@@ -244,10 +246,10 @@ export class CinderClient implements CinderApi {
   getBackup(id: string, opts?: CallOptions): Promise<Backup> {
     return backups.getBackup(this.#c, id, opts);
   }
-  listBackupsPage(filters: backups.BackupListFilters, opts?: CallOptions): Promise<Page<Backup>> {
+  listBackupsPage(filters: BackupListFilters, opts?: CallOptions): Promise<Page<Backup>> {
     return backups.listBackupsPage(this.#c, filters, opts);
   }
-  listBackups(filters?: backups.BackupListFilters, opts?: CallOptions): AsyncIterable<Backup> {
+  listBackups(filters?: BackupListFilters, opts?: CallOptions): AsyncIterable<Backup> {
     return backups.listBackups(this.#c, filters, opts);
   }
   deleteBackup(id: string, opts?: CallOptions): Promise<void> {

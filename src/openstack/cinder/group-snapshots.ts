@@ -1,7 +1,7 @@
 /** Cinder group snapshots (3.14+): `/group_snapshots`. */
 import type { CallOptions, WaitOptions } from '../cinder-api.ts';
 import type { GroupSnapshot } from '../cinder-types.ts';
-import { waitForStatus } from '../waiter.ts';
+import { waitForObject } from '../waiter.ts';
 import { idFiltersValid, idPath, SHAPES } from './checks.ts';
 import { type CinderCore, dropUndefined, emptyPage } from './core.ts';
 
@@ -66,14 +66,5 @@ export function waitForGroupSnapshot(
   id: string,
   wait: WaitOptions,
 ): Promise<GroupSnapshot | undefined> {
-  return waitForStatus<GroupSnapshot>({
-    resource: 'group snapshot',
-    id,
-    fetch: (signal) => getGroupSnapshot(c, id, { signal }),
-    status: (g) => g.status,
-    target: wait.target,
-    failOn: wait.failOn,
-    gone: wait.gone,
-    signal: wait.signal,
-  });
+  return waitForObject('group snapshot', id, (signal) => getGroupSnapshot(c, id, { signal }), wait);
 }

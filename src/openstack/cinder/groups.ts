@@ -1,7 +1,7 @@
 /** Cinder group types and groups (3.13+): `/group_types`, `/groups`. */
 import type { CallOptions, WaitOptions } from '../cinder-api.ts';
 import type { Group, GroupType } from '../cinder-types.ts';
-import { waitForStatus } from '../waiter.ts';
+import { waitForObject } from '../waiter.ts';
 import { idPath, isCinderId, notFoundLocally, SHAPES } from './checks.ts';
 import { type CinderCore, dropUndefined, ignoreNotFound } from './core.ts';
 
@@ -146,14 +146,5 @@ export function listGroups(
 }
 
 export function waitForGroup(c: CinderCore, id: string, wait: WaitOptions): Promise<Group | undefined> {
-  return waitForStatus<Group>({
-    resource: 'group',
-    id,
-    fetch: (signal) => getGroup(c, id, { signal }),
-    status: (g) => g.status,
-    target: wait.target,
-    failOn: wait.failOn,
-    gone: wait.gone,
-    signal: wait.signal,
-  });
+  return waitForObject('group', id, (signal) => getGroup(c, id, { signal }), wait);
 }

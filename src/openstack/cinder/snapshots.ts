@@ -1,20 +1,10 @@
 /** Cinder snapshots: `/snapshots`. */
 import type { CallOptions, WaitOptions } from '../cinder-api.ts';
-import type { CreateSnapshotRequest, Snapshot } from '../cinder-types.ts';
-import { waitForStatus } from '../waiter.ts';
+import type { CreateSnapshotRequest, Snapshot, SnapshotListFilters } from '../cinder-types.ts';
+import { waitForObject } from '../waiter.ts';
 import { idFiltersValid, idPath, SHAPES } from './checks.ts';
 import { type CinderCore, dropUndefined, emptyPage, type Page } from './core.ts';
 import { latestMessage } from './misc.ts';
-
-export interface SnapshotListFilters {
-  name?: string;
-  volume_id?: string;
-  /** Member snapshots of one group snapshot. */
-  group_snapshot_id?: string;
-  status?: string;
-  limit?: number;
-  marker?: string;
-}
 
 /** Filters that hold ids: one that is not a Cinder id matches nothing. */
 const ID_FILTERS = ['volume_id', 'group_snapshot_id'] as const;
@@ -82,15 +72,7 @@ export async function setSnapshotMetadata(
 }
 
 export function waitForSnapshot(c: CinderCore, id: string, wait: WaitOptions): Promise<Snapshot | undefined> {
-  return waitForStatus<Snapshot>({
-    resource: 'snapshot',
-    id,
-    fetch: (signal) => getSnapshot(c, id, { signal }),
-    status: (s) => s.status,
-    target: wait.target,
-    failOn: wait.failOn,
-    gone: wait.gone,
-    signal: wait.signal,
+  return waitForObject('snapshot', id, (signal) => getSnapshot(c, id, { signal }), wait, {
     explain: async (_s, signal) => (await latestMessage(c, id, { signal }))?.user_message,
   });
 }

@@ -2,7 +2,7 @@
 import type { CallOptions, WaitOptions } from '../cinder-api.ts';
 import type { CreateVolumeRequest, Volume, VolumeListFilters } from '../cinder-types.ts';
 import type { CinderFeature } from '../microversion.ts';
-import { waitForStatus } from '../waiter.ts';
+import { waitForObject } from '../waiter.ts';
 import { idPath, metadataKeySegment, SHAPES } from './checks.ts';
 import { type CinderCore, dropUndefined, type Page, type Query } from './core.ts';
 import { latestMessage } from './misc.ts';
@@ -200,15 +200,7 @@ export async function forceDetachVolume(
  * Cinder user message for the volume (the reason it went to `error`), when the server has them.
  */
 export function waitForVolume(c: CinderCore, id: string, wait: WaitOptions): Promise<Volume | undefined> {
-  return waitForStatus<Volume>({
-    resource: 'volume',
-    id,
-    fetch: (signal) => getVolume(c, id, { signal }),
-    status: (v) => v.status,
-    target: wait.target,
-    failOn: wait.failOn,
-    gone: wait.gone,
-    signal: wait.signal,
+  return waitForObject('volume', id, (signal) => getVolume(c, id, { signal }), wait, {
     explain: async (_v, signal) => (await latestMessage(c, id, { signal }))?.user_message,
   });
 }

@@ -30,7 +30,7 @@ import type {
   VolumeType,
 } from '../../../src/openstack/cinder-types.ts';
 import { MicroversionError, OpenStackError } from '../../../src/openstack/errors.ts';
-import { waitForStatus } from '../../../src/openstack/waiter.ts';
+import { waitForObject } from '../../../src/openstack/waiter.ts';
 import { throwIfAborted } from '../../../src/util/abort.ts';
 
 const FAST = { firstMs: 2, factor: 1.5, capMs: 20 };
@@ -385,15 +385,7 @@ export class FakeCinder implements CinderApi {
   async forceDetachVolume(): Promise<void> {}
 
   waitForVolume(id: string, wait: WaitOptions): Promise<Volume | undefined> {
-    return waitForStatus<Volume>({
-      resource: 'volume',
-      id,
-      fetch: () => this.getVolume(id),
-      status: (v) => v.status,
-      target: wait.target,
-      failOn: wait.failOn,
-      gone: wait.gone,
-      signal: wait.signal,
+    return waitForObject('volume', id, () => this.getVolume(id), wait, {
       schedule: FAST,
       explain: async () => this.messages.filter((m) => m.resource_uuid === id).at(-1)?.user_message,
     });
@@ -499,15 +491,7 @@ export class FakeCinder implements CinderApi {
   }
 
   waitForSnapshot(id: string, wait: WaitOptions): Promise<Snapshot | undefined> {
-    return waitForStatus<Snapshot>({
-      resource: 'snapshot',
-      id,
-      fetch: () => this.getSnapshot(id),
-      status: (s) => s.status,
-      target: wait.target,
-      failOn: wait.failOn,
-      gone: wait.gone,
-      signal: wait.signal,
+    return waitForObject('snapshot', id, () => this.getSnapshot(id), wait, {
       schedule: FAST,
       explain: async () => (await this.listMessages({ resource_uuid: id })).at(-1)?.user_message,
     });
@@ -725,17 +709,7 @@ export class FakeCinder implements CinderApi {
     throw fail(501, 'not implemented in the double');
   }
   waitForBackup(id: string, wait: WaitOptions): Promise<Backup | undefined> {
-    return waitForStatus<Backup>({
-      resource: 'backup',
-      id,
-      fetch: () => this.getBackup(id),
-      status: (b) => b.status,
-      target: wait.target,
-      failOn: wait.failOn,
-      gone: wait.gone,
-      signal: wait.signal,
-      schedule: FAST,
-    });
+    return waitForObject('backup', id, () => this.getBackup(id), wait, { schedule: FAST });
   }
 
   // ------------------------------------------------------------ groups (unused by the controller)

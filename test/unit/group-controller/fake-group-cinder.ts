@@ -22,7 +22,7 @@ import type {
   Volume,
 } from '../../../src/openstack/cinder-types.ts';
 import { OpenStackError } from '../../../src/openstack/errors.ts';
-import { waitForStatus } from '../../../src/openstack/waiter.ts';
+import { waitForObject } from '../../../src/openstack/waiter.ts';
 import { throwIfAborted } from '../../../src/util/abort.ts';
 
 const FAST = { firstMs: 2, factor: 1.5, capMs: 10 };
@@ -264,17 +264,7 @@ export class FakeGroupCinder {
   }
 
   waitForGroup(id: string, wait: WaitOptions): Promise<Group | undefined> {
-    return waitForStatus<Group>({
-      resource: 'group',
-      id,
-      fetch: () => this.getGroup(id),
-      status: (g) => g.status,
-      target: wait.target,
-      failOn: wait.failOn,
-      gone: wait.gone,
-      signal: wait.signal,
-      schedule: FAST,
-    });
+    return waitForObject('group', id, () => this.getGroup(id), wait, { schedule: FAST });
   }
 
   // ------------------------------------------------------------ group snapshots
@@ -373,16 +363,6 @@ export class FakeGroupCinder {
   }
 
   waitForGroupSnapshot(id: string, wait: WaitOptions): Promise<GroupSnapshot | undefined> {
-    return waitForStatus<GroupSnapshot>({
-      resource: 'group snapshot',
-      id,
-      fetch: () => this.getGroupSnapshot(id),
-      status: (g) => g.status,
-      target: wait.target,
-      failOn: wait.failOn,
-      gone: wait.gone,
-      signal: wait.signal,
-      schedule: FAST,
-    });
+    return waitForObject('group snapshot', id, () => this.getGroupSnapshot(id), wait, { schedule: FAST });
   }
 }
