@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Code, CsiError } from '../../../src/csi/errors.ts';
+import { Code } from '../../../src/csi/errors.ts';
+import { rejectsWith } from '../../support/csi-errors.ts';
 import {
   createReq,
   ctx,
@@ -27,16 +28,6 @@ const blockCap = (mode: 'MULTI_NODE_MULTI_WRITER' | 'MULTI_NODE_SINGLE_WRITER') 
   access_type: 'block' as const,
 });
 
-async function rejectsCode(p: Promise<unknown>, code: number, re: RegExp): Promise<void> {
-  const err = await p.then(
-    () => assert.fail('expected an error'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof CsiError, String(err));
-  assert.equal(err.code, code, err.message);
-  assert.match(err.message, re);
-}
-
 describe('controller contract on the lab (keystone)', { skip }, () => {
   let lab: Lab;
   let multi: string;
@@ -55,7 +46,7 @@ describe('controller contract on the lab (keystone)', { skip }, () => {
     const { svc, cinder } = lab;
     const reason = /needs block access: a ext4 filesystem cannot be written from several nodes/;
     for (const mode of ['MULTI_NODE_MULTI_WRITER', 'MULTI_NODE_SINGLE_WRITER'] as const) {
-      await rejectsCode(
+      await rejectsWith(
         svc.CreateVolume(
           createReq(`ctl-mn-${rand()}`, {
             parameters: { type: multi },
@@ -93,7 +84,7 @@ describe('controller contract on the lab (keystone)', { skip }, () => {
       const no = await validate([mountCap(mode)]);
       assert.equal(no.confirmed, undefined);
       assert.match(no.message ?? '', reason);
-      await rejectsCode(
+      await rejectsWith(
         svc.ControllerPublishVolume({ ...pubReq(id, a), volume_capability: mountCap(mode) }, ctx()),
         Code.INVALID_ARGUMENT,
         reason,
@@ -127,7 +118,7 @@ describe('controller contract on the lab (keystone)', { skip }, () => {
       ctx(),
     );
     const id = created.volume?.volume_id ?? '';
-    await rejectsCode(
+    await rejectsWith(
       svc.ControllerModifyVolume({ volume_id: id, secrets: {}, mutable_parameters: { type: 'tgt' } }, ctx()),
       Code.INVALID_ARGUMENT,
       /migrationPolicy is never/,

@@ -9,10 +9,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { StaticConnectorSource } from '../../../src/csi/connector-source.ts';
 import { createControllerService, META } from '../../../src/csi/controller/index.ts';
-import { Code, CsiError } from '../../../src/csi/errors.ts';
+import { Code, type CsiError } from '../../../src/csi/errors.ts';
 import { CinderClient } from '../../../src/openstack/cinder.ts';
 import type { ServiceRequest, ServiceSession } from '../../../src/openstack/session.ts';
 import { silentLogger } from '../../../src/util/logger.ts';
+import { rejectsWith } from '../../support/csi-errors.ts';
 import { LAB_IMAGE_NAME } from '../../support/lab.ts';
 import {
   createReq,
@@ -27,20 +28,6 @@ import {
 } from './lab.ts';
 
 const skip = await skipReason();
-
-async function code(p: Promise<unknown>, expected: number, message?: RegExp): Promise<CsiError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  assert.ok(
-    err instanceof CsiError,
-    `expected CsiError ${expected}, got ${err === undefined ? 'success' : String(err)}`,
-  );
-  assert.equal(err.code, expected, err.message);
-  if (message) assert.match(err.message, message);
-  return err;
-}
 
 /** A CinderClient on the lab whose HTTP requests are counted (method + path). */
 async function countingClient(lab: Lab) {
@@ -120,7 +107,7 @@ describe('CreateVolume on the lab: nothing stranded, nothing duplicated', { skip
         return typeof value === 'function' ? value.bind(target) : value;
       },
     });
-    await code(
+    await rejectsWith(
       lab.service(lab.clusterId, impatient).CreateVolume(req, { ...ctx(), signal: ac.signal }),
       Code.DEADLINE_EXCEEDED,
     );
@@ -158,7 +145,7 @@ describe('CreateVolume on the lab: nothing stranded, nothing duplicated', { skip
     );
     assert.equal(srcAgain.volume?.volume_id, srcId);
     // Another source under the same name → ALREADY_EXISTS.
-    await code(
+    await rejectsWith(
       svc.CreateVolume(createReq(restoredName, { parameters: { type: 'tgt' } }), ctx()),
       Code.ALREADY_EXISTS,
       /content source/,
@@ -177,7 +164,7 @@ describe('CreateVolume on the lab: nothing stranded, nothing duplicated', { skip
     assert.equal(Buffer.from((v.metadata[META.csiName] ?? '').slice(4), 'base64url').toString('utf8'), name);
     const b = await lab.svc.CreateVolume(createReq(name, { parameters: { type: 'fake' } }), ctx());
     assert.equal(b.volume?.volume_id, v.id);
-    await code(
+    await rejectsWith(
       lab.svc.CreateVolume(
         createReq(`ctl-${rand()}`, { parameters: { type: 'fake', metadata: 'x=\u{1F600}' } }),
         ctx(),
@@ -194,9 +181,9 @@ describe('CreateVolume on the lab: nothing stranded, nothing duplicated', { skip
     const svc = lab.service(lab.clusterId, cinder);
     const name = `ctl-nosched-${rand()}`;
     const req = createReq(name, { parameters: { type } });
-    await code(svc.CreateVolume(req, ctx()), Code.RESOURCE_EXHAUSTED, /backend/i);
+    await rejectsWith(svc.CreateVolume(req, ctx()), Code.RESOURCE_EXHAUSTED, /backend/i);
     for (let i = 0; i < 5; i++)
-      await code(svc.CreateVolume(req, ctx()), Code.RESOURCE_EXHAUSTED, /remembered/);
+      await rejectsWith(svc.CreateVolume(req, ctx()), Code.RESOURCE_EXHAUSTED, /remembered/);
     assert.equal(seen.filter((s) => s === 'POST /volumes').length, 1, 'one volume created in six calls');
     // After the back-off (1 ms here), the scheduler's pools (visible to the lab's admin) say no.
     const quick = createControllerService({
@@ -208,9 +195,9 @@ describe('CreateVolume on the lab: nothing stranded, nothing duplicated', { skip
       logger: silentLogger(),
       failureBackoffMs: 1,
     });
-    await code(quick.CreateVolume(req, ctx()), Code.RESOURCE_EXHAUSTED, /backend/i);
+    await rejectsWith(quick.CreateVolume(req, ctx()), Code.RESOURCE_EXHAUSTED, /backend/i);
     await new Promise((r) => setTimeout(r, 50));
-    await code(
+    await rejectsWith(
       quick.CreateVolume(req, ctx()),
       Code.RESOURCE_EXHAUSTED,
       /no Cinder scheduler pool of volume type/,
@@ -233,21 +220,21 @@ describe('CreateVolume on the lab: nothing stranded, nothing duplicated', { skip
     const v = await svc.CreateVolume(req, ctx(300_000));
     const id = v.volume?.volume_id ?? '';
     for (const required of ['-1', '-9223372036854775808']) {
-      await code(
+      await rejectsWith(
         svc.CreateVolume({ ...req, capacity_range: { required_bytes: required, limit_bytes: '0' } }, ctx()),
         Code.INVALID_ARGUMENT,
       );
     }
-    await code(
+    await rejectsWith(
       svc.CreateVolume(createReq(name, { parameters: { type: 'fake', imageRef: `other-${rand()}` } }), ctx()),
       Code.ALREADY_EXISTS,
       /image/,
     );
-    await code(
+    await rejectsWith(
       svc.CreateVolume(createReq(name, { parameters: { type: 'fake' } }), ctx()),
       Code.ALREADY_EXISTS,
     );
-    await code(
+    await rejectsWith(
       svc.CreateVolume(
         createReq(name, {
           parameters: { type: 'fake', imageRef: LAB_IMAGE_NAME, schedulerHints: 'same_host=' + id },

@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { META } from '../../../src/csi/controller/index.ts';
-import { Code, CsiError } from '../../../src/csi/errors.ts';
+import { Code, type CsiError } from '../../../src/csi/errors.ts';
 import type { CinderClient } from '../../../src/openstack/cinder.ts';
+import { rejectsWith } from '../../support/csi-errors.ts';
 import {
   createReq,
   ctx,
@@ -28,20 +29,6 @@ import {
 
 const skip = await skipReason();
 
-async function code(p: Promise<unknown>, expected: number, message?: RegExp): Promise<CsiError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  assert.ok(
-    err instanceof CsiError,
-    `expected CsiError ${expected}, got ${err === undefined ? 'success' : String(err)}`,
-  );
-  assert.equal(err.code, expected, err.message);
-  if (message) assert.match(err.message, message);
-  return err;
-}
-
 for (const mode of ['keystone', 'noauth'] as Mode[]) {
   describe(`controller errors, idempotency, paging, quota (${mode})`, { skip }, () => {
     let lab: Lab;
@@ -59,20 +46,20 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
     it('INVALID_ARGUMENT / OUT_OF_RANGE / NOT_FOUND / FAILED_PRECONDITION / ALREADY_EXISTS with the inputs that cause them', async () => {
       const { svc, nodes, cinder } = lab;
       const [n1, n2] = nodes as [string, string];
-      await code(svc.CreateVolume(createReq(''), ctx()), Code.INVALID_ARGUMENT, /name/);
-      await code(
+      await rejectsWith(svc.CreateVolume(createReq(''), ctx()), Code.INVALID_ARGUMENT, /name/);
+      await rejectsWith(
         svc.CreateVolume(createReq('ctl-x', { parameters: { bogus: '1' } }), ctx()),
         Code.INVALID_ARGUMENT,
         /bogus/,
       );
-      await code(
+      await rejectsWith(
         svc.CreateVolume(
           createReq('ctl-x', { capacity_range: { required_bytes: '0', limit_bytes: String(GiB / 2) } }),
           ctx(),
         ),
         Code.OUT_OF_RANGE,
       );
-      await code(
+      await rejectsWith(
         svc.CreateVolume(
           createReq(`ctl-az-${rand()}`, { parameters: { type: 'fake', availability: 'mars' } }),
           ctx(),
@@ -80,12 +67,12 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
         Code.INVALID_ARGUMENT, // the lab allows zone fallback: the misplaced volume is deleted
         /mars/,
       );
-      await code(
+      await rejectsWith(
         svc.CreateVolume(createReq(`ctl-type-${rand()}`, { parameters: { type: 'no-such-type' } }), ctx()),
         Code.NOT_FOUND,
         /no-such-type/,
       );
-      await code(
+      await rejectsWith(
         svc.CreateVolume(
           createReq(`ctl-r-${rand()}`, {
             volume_content_source: { snapshot: { snapshot_id: randomUUID() }, type: 'snapshot' },
@@ -94,20 +81,28 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
         ),
         Code.NOT_FOUND,
       );
-      await code(svc.ControllerPublishVolume(pubReq(randomUUID(), n1), ctx()), Code.NOT_FOUND, /volume/);
-      await code(svc.ControllerGetVolume({ volume_id: randomUUID() }, ctx()), Code.NOT_FOUND);
-      await code(svc.GetSnapshot({ snapshot_id: randomUUID(), secrets: {} }, ctx()), Code.NOT_FOUND);
+      await rejectsWith(
+        svc.ControllerPublishVolume(pubReq(randomUUID(), n1), ctx()),
+        Code.NOT_FOUND,
+        /volume/,
+      );
+      await rejectsWith(svc.ControllerGetVolume({ volume_id: randomUUID() }, ctx()), Code.NOT_FOUND);
+      await rejectsWith(svc.GetSnapshot({ snapshot_id: randomUUID(), secrets: {} }, ctx()), Code.NOT_FOUND);
 
       const name = `ctl-err-${rand()}`;
       const v = await svc.CreateVolume(createReq(name, { parameters: { type: 'fake' } }), ctx());
       const id = v.volume?.volume_id ?? '';
-      await code(svc.ControllerPublishVolume(pubReq(id, 'ctl-no-such-node'), ctx()), Code.NOT_FOUND, /node/);
-      await code(
+      await rejectsWith(
+        svc.ControllerPublishVolume(pubReq(id, 'ctl-no-such-node'), ctx()),
+        Code.NOT_FOUND,
+        /node/,
+      );
+      await rejectsWith(
         svc.ControllerPublishVolume(pubReq(id, 'ctl-node-without-connector'), ctx()),
         Code.FAILED_PRECONDITION,
         /connector/,
       );
-      await code(
+      await rejectsWith(
         svc.CreateVolume(
           createReq(name, {
             parameters: { type: 'fake' },
@@ -118,7 +113,7 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
         Code.ALREADY_EXISTS,
       );
       const published = await svc.ControllerPublishVolume(pubReq(id, n1), ctx());
-      await code(
+      await rejectsWith(
         svc.CreateSnapshot(
           { name: `${name}-early`, source_volume_id: id, secrets: {}, parameters: {} },
           ctx(),
@@ -127,18 +122,22 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
         /attaching|reserved/,
       );
       await cinder.completeAttachment(published.publish_context?.['attachment_id'] ?? ''); // as NodeStageVolume does
-      await code(
+      await rejectsWith(
         svc.ControllerPublishVolume(pubReq(id, n2), ctx()),
         Code.FAILED_PRECONDITION,
         new RegExp(`attached to ${n1}`),
       );
-      await code(svc.ControllerPublishVolume(pubReq(id, n1, true), ctx()), Code.ALREADY_EXISTS, /mode rw/);
-      await code(
+      await rejectsWith(
+        svc.ControllerPublishVolume(pubReq(id, n1, true), ctx()),
+        Code.ALREADY_EXISTS,
+        /mode rw/,
+      );
+      await rejectsWith(
         svc.DeleteVolume({ volume_id: id, secrets: {} }, ctx()),
         Code.FAILED_PRECONDITION,
         new RegExp(n1),
       );
-      await code(
+      await rejectsWith(
         svc.ControllerPublishVolume(
           { ...pubReq(id, n1), volume_capability: mountCap('MULTI_NODE_READER_ONLY') },
           ctx(),
@@ -149,21 +148,21 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
       const snapName = `${name}-snap`;
       await svc.CreateSnapshot({ name: snapName, source_volume_id: id, secrets: {}, parameters: {} }, ctx());
       const other = await svc.CreateVolume(createReq(`${name}-2`, { parameters: { type: 'fake' } }), ctx());
-      await code(
+      await rejectsWith(
         svc.CreateSnapshot(
           { name: snapName, source_volume_id: other.volume?.volume_id ?? '', secrets: {}, parameters: {} },
           ctx(),
         ),
         Code.ALREADY_EXISTS,
       );
-      await code(
+      await rejectsWith(
         svc.ControllerModifyVolume(
           { volume_id: id, secrets: {}, mutable_parameters: { iops: '100' } },
           ctx(),
         ),
         Code.INVALID_ARGUMENT,
       );
-      await code(
+      await rejectsWith(
         svc.ControllerModifyVolume(
           { volume_id: id, secrets: {}, mutable_parameters: { type: 'no-such-type' } },
           ctx(),
@@ -227,7 +226,7 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
       const svc = lab.service(lab.clusterId, cinder);
       const name = `ctl-dl-${rand()}`;
       const c = { ...ctx(), signal: ac.signal };
-      await code(
+      await rejectsWith(
         svc.CreateVolume(createReq(name, { parameters: { type: 'fake' } }), c),
         Code.DEADLINE_EXCEEDED,
         /same name picks it up/,
@@ -241,7 +240,7 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
     it('a volume that goes to error: Cinder message surfaced, code from the cause, nothing left behind', async () => {
       const type = await lab.createType({ volume_backend_name: `ctl-nowhere-${rand()}` });
       const name = `ctl-bad-${rand()}`;
-      await code(
+      await rejectsWith(
         lab.svc.CreateVolume(createReq(name, { parameters: { type } }), ctx()),
         Code.RESOURCE_EXHAUSTED,
         /went to error: .*backend/i,
@@ -276,8 +275,14 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
       } while (token && pages < 10);
       assert.deepEqual([...seen].sort(), made.map((m) => m.volume?.volume_id ?? '').sort());
       assert.ok(pages >= 3, `pages: ${pages}`);
-      await code(svc.ListVolumes({ max_entries: 2, starting_token: 'not-a-token' }, ctx()), Code.ABORTED);
-      await code(svc.ListVolumes({ max_entries: 2, starting_token: randomUUID() }, ctx()), Code.ABORTED);
+      await rejectsWith(
+        svc.ListVolumes({ max_entries: 2, starting_token: 'not-a-token' }, ctx()),
+        Code.ABORTED,
+      );
+      await rejectsWith(
+        svc.ListVolumes({ max_entries: 2, starting_token: randomUUID() }, ctx()),
+        Code.ABORTED,
+      );
       for (const m of made)
         await svc.DeleteVolume({ volume_id: m.volume?.volume_id ?? '', secrets: {} }, ctx());
     });
@@ -309,7 +314,7 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
           ctx(),
         );
         assert.equal(cap.available_capacity, String(2 * GiB));
-        const err = await code(
+        const err = await rejectsWith(
           q.svc.CreateVolume(
             createReq(`ctl-quota-${rand()}`, {
               parameters: { type: 'fake' },

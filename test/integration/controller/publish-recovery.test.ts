@@ -9,7 +9,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { META } from '../../../src/csi/controller/index.ts';
-import { Code, CsiError } from '../../../src/csi/errors.ts';
+import { Code } from '../../../src/csi/errors.ts';
+import { rejectsWith } from '../../support/csi-errors.ts';
 import {
   createReq,
   ctx,
@@ -31,17 +32,6 @@ const unpubReq = (volumeId: string, nodeId: string) => ({
   node_id: nodeId,
   secrets: {},
 });
-
-async function rejectsCode(p: Promise<unknown>, code: number, re?: RegExp): Promise<CsiError> {
-  const err = await p.then(
-    () => assert.fail('expected an error'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof CsiError, String(err));
-  assert.equal(err.code, code, err.message);
-  if (re) assert.match(err.message, re);
-  return err;
-}
 
 for (const mode of ['keystone', 'noauth'] as Mode[]) {
   describe(`publish recovery (${mode})`, { skip }, () => {
@@ -77,7 +67,7 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
         const node = lab.nodes[0] as string;
         const id = await newVolume(backend);
         const faulty = lossy(lab.cinder, 'createAttachment', 'after');
-        await rejectsCode(
+        await rejectsWith(
           lab.service(lab.clusterId, faulty).ControllerPublishVolume(pubReq(id, node), ctx()),
           Code.UNAVAILABLE,
         );
@@ -108,7 +98,7 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
     it('lost POST response and the CO gives up: unpublish alone removes the attachment; delete works', async () => {
       const node = lab.nodes[0] as string;
       const id = await newVolume();
-      await rejectsCode(
+      await rejectsWith(
         lab
           .service(lab.clusterId, lossy(lab.cinder, 'createAttachment', 'after'))
           .ControllerPublishVolume(pubReq(id, node), ctx()),
@@ -124,7 +114,7 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
 
     it('lost POST response, then DeleteVolume directly: the never-published attachment goes with it', async () => {
       const id = await newVolume();
-      await rejectsCode(
+      await rejectsWith(
         lab
           .service(lab.clusterId, lossy(lab.cinder, 'createAttachment', 'after'))
           .ControllerPublishVolume(pubReq(id, lab.nodes[0] as string), ctx()),
@@ -137,14 +127,14 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
     it('not multiattach: after a lost POST for node A, node B is refused naming A; after unpublish A, B publishes', async () => {
       const [a, b] = lab.nodes as [string, string];
       const id = await newVolume();
-      await rejectsCode(
+      await rejectsWith(
         lab
           .service(lab.clusterId, lossy(lab.cinder, 'createAttachment', 'after'))
           .ControllerPublishVolume(pubReq(id, a), ctx()),
         Code.UNAVAILABLE,
       );
       const svc = restarted();
-      await rejectsCode(
+      await rejectsWith(
         svc.ControllerPublishVolume(pubReq(id, b), ctx()),
         Code.FAILED_PRECONDITION,
         new RegExp(`attached to ${a} \\(attachment [0-9a-f-]+, attaching\\)`),
@@ -163,7 +153,7 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
     it('crash after the intent, before the POST → the retry creates exactly one attachment', async () => {
       const node = lab.nodes[0] as string;
       const id = await newVolume();
-      await rejectsCode(
+      await rejectsWith(
         lab
           .service(lab.clusterId, lossy(lab.cinder, 'createAttachment', 'before'))
           .ControllerPublishVolume(pubReq(id, node), ctx()),
@@ -190,7 +180,7 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
         ['deleteVolumeMetadataKey', 1], // the intent's removal
       ] as const) {
         const id = await newVolume();
-        await rejectsCode(
+        await rejectsWith(
           lab
             .service(lab.clusterId, lossy(lab.cinder, method, 'after', nth))
             .ControllerPublishVolume(pubReq(id, node), ctx()),
@@ -230,7 +220,7 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
       const node = lab.nodes[0] as string;
       const id = await newVolume();
       await lab.svc.ControllerPublishVolume(pubReq(id, node), ctx());
-      await rejectsCode(
+      await rejectsWith(
         lab
           .service(lab.clusterId, lossy(lab.cinder, 'deleteAttachment', 'after'))
           .ControllerUnpublishVolume(unpubReq(id, node), ctx()),
@@ -255,14 +245,14 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
       const pa = await svc.ControllerPublishVolume({ ...pubReq(id, a), volume_capability: block }, ctx());
       // Cinder adds a host to a multiattach volume only once it is in-use: until A's node completed
       // its attachment, B gets UNAVAILABLE (retry), not a permanent error.
-      await rejectsCode(
+      await rejectsWith(
         svc.ControllerPublishVolume({ ...pubReq(id, b), volume_capability: block }, ctx()),
         Code.UNAVAILABLE,
         /complete/,
       );
       await lab.cinder.completeAttachment(pa.publish_context?.['attachment_id'] ?? ''); // NodeStageVolume
       // B's publish whose POST answer was lost (and nothing retried it yet).
-      await rejectsCode(
+      await rejectsWith(
         lab
           .service(lab.clusterId, lossy(lab.cinder, 'createAttachment', 'after'))
           .ControllerPublishVolume({ ...pubReq(id, b), volume_capability: block }, ctx()),

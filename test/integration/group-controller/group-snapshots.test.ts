@@ -19,6 +19,7 @@ import type { RpcContext } from '../../../src/csi/rpc.ts';
 import { CinderClient, ignoreNotFound } from '../../../src/openstack/cinder.ts';
 import { OpenStackSession } from '../../../src/openstack/session.ts';
 import { silentLogger } from '../../../src/util/logger.ts';
+import { rejectsWith } from '../../support/csi-errors.ts';
 import { labAvailable, labConfig } from '../../support/lab.ts';
 
 const skip = await labAvailable();
@@ -50,16 +51,6 @@ function volumeReq(name: string, type: string, source?: csi.VolumeContentSource_
     accessibility_requirements: null,
     mutable_parameters: {},
   };
-}
-
-async function code(p: Promise<unknown>, expected: number, message?: RegExp): Promise<void> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof CsiError, `expected CsiError ${expected}, got ${String(err)}`);
-  assert.equal(err.code, expected, err.message);
-  if (message) assert.match(err.message, message);
 }
 
 for (const [mode, backend] of [
@@ -142,7 +133,7 @@ for (const [mode, backend] of [
         parameters: {},
       });
       let t0 = Date.now();
-      await code(
+      await rejectsWith(
         groups.CreateVolumeGroupSnapshot(req(bogus(1000)), ctx()),
         Code.INVALID_ARGUMENT,
         /at most \d+ volumes/,
@@ -178,23 +169,23 @@ for (const [mode, backend] of [
       });
 
       // validation and NOT_FOUND before anything is created
-      await code(
+      await rejectsWith(
         groups.CreateVolumeGroupSnapshot(req([]), ctx()),
         Code.INVALID_ARGUMENT,
         /source_volume_ids/,
       );
-      await code(
+      await rejectsWith(
         groups.CreateVolumeGroupSnapshot(req(ids, { bogus: '1' }), ctx()),
         Code.INVALID_ARGUMENT,
         /bogus/,
       );
-      await code(
+      await rejectsWith(
         groups.CreateVolumeGroupSnapshot(req(ids, { groupType: `${run}-no-such-type` }), ctx()),
         Code.INVALID_ARGUMENT,
         /no group type/,
       );
       const ghost = '00000000-0000-4000-8000-000000000000';
-      await code(
+      await rejectsWith(
         groups.CreateVolumeGroupSnapshot(req([ids[0] ?? '', ghost]), ctx()),
         Code.NOT_FOUND,
         new RegExp(ghost),
@@ -221,7 +212,7 @@ for (const [mode, backend] of [
       const again = (await groups.CreateVolumeGroupSnapshot(req([...ids].reverse()), ctx())).group_snapshot;
       assert.equal(again?.group_snapshot_id, gsId);
       assert.deepEqual(again?.snapshots?.map((s) => s.snapshot_id).sort(), [...snapIds].sort());
-      await code(
+      await rejectsWith(
         groups.CreateVolumeGroupSnapshot(req([ids[0] ?? '']), ctx()),
         Code.ALREADY_EXISTS,
         /other volumes/,
@@ -233,7 +224,7 @@ for (const [mode, backend] of [
       assert.equal(got?.group_snapshot_id, gsId);
       assert.equal(got?.ready_to_use, true);
       assert.deepEqual(got?.snapshots?.map((s) => s.snapshot_id).sort(), [...snapIds].sort());
-      await code(
+      await rejectsWith(
         groups.GetVolumeGroupSnapshot({ group_snapshot_id: ghost, snapshot_ids: [], secrets: {} }, ctx()),
         Code.NOT_FOUND,
       );
@@ -255,11 +246,11 @@ for (const [mode, backend] of [
       // delete: the full list of members or FAILED_PRECONDITION
       const del = (snapshot_ids: string[]) =>
         groups.DeleteVolumeGroupSnapshot({ group_snapshot_id: gsId, snapshot_ids, secrets: {} }, ctx());
-      await code(del([snapIds[0] ?? '']), Code.FAILED_PRECONDITION, /do not match/);
-      await code(del([...snapIds, ghost]), Code.FAILED_PRECONDITION, /do not match/);
+      await rejectsWith(del([snapIds[0] ?? '']), Code.FAILED_PRECONDITION, /do not match/);
+      await rejectsWith(del([...snapIds, ghost]), Code.FAILED_PRECONDITION, /do not match/);
       await del(snapIds);
       await del(snapIds); // missing → success
-      await code(
+      await rejectsWith(
         groups.GetVolumeGroupSnapshot({ group_snapshot_id: gsId, snapshot_ids: [], secrets: {} }, ctx()),
         Code.NOT_FOUND,
       );

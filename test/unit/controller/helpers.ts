@@ -1,7 +1,5 @@
-import assert from 'node:assert/strict';
 import { StaticConnectorSource } from '../../../src/csi/connector-source.ts';
 import { createControllerService } from '../../../src/csi/controller/index.ts';
-import { CsiError } from '../../../src/csi/errors.ts';
 import type * as csi from '../../../src/csi/generated/csi/v1/index.ts';
 import type { RpcContext } from '../../../src/csi/rpc.ts';
 import type { CinderApi } from '../../../src/openstack/cinder-api.ts';
@@ -88,17 +86,4 @@ export function service(
 }
 
 /** Asserts the promise rejects with a CsiError of `code`; returns it. */
-export async function rejectsWith(p: Promise<unknown>, code: number, message?: RegExp): Promise<CsiError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(
-      err instanceof CsiError,
-      `expected CsiError, got ${(err as Error)?.name}: ${(err as Error)?.message}`,
-    );
-    assert.equal(err.code, code, `code ${err.code} (${err.message})`);
-    if (message) assert.match(err.message, message);
-    return err;
-  }
-  assert.fail('expected a rejection');
-}
+export { rejectsWith } from '../../support/csi-errors.ts';

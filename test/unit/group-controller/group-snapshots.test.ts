@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { META } from '../../../src/csi/controller/context.ts';
-import { Code, CsiError } from '../../../src/csi/errors.ts';
+import { Code } from '../../../src/csi/errors.ts';
 import {
   createGroupControllerService,
   DEFAULT_GROUP_TYPE,
@@ -19,6 +19,7 @@ import {
 import type { RpcContext } from '../../../src/csi/rpc.ts';
 import type { CinderApi } from '../../../src/openstack/cinder-api.ts';
 import { createLogger } from '../../../src/util/logger.ts';
+import { rejectsWith } from '../../support/csi-errors.ts';
 import { FakeGroupCinder, type FakeGroupCinderOptions } from './fake-group-cinder.ts';
 
 const logger = createLogger({ level: 'silent' });
@@ -62,17 +63,6 @@ const idReq = (id: string, snapshot_ids: string[] = []) => ({
   secrets: {},
 });
 
-async function code(p: Promise<unknown>, expected: number, message?: RegExp): Promise<CsiError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof CsiError, `expected CsiError ${expected}, got ${String(err)}`);
-  assert.equal(err.code, expected, err.message);
-  if (message) assert.match(err.message, message);
-  return err;
-}
-
 const count = (calls: string[], name: string) => calls.filter((c) => c === name).length;
 
 describe('GroupController factory and capabilities', () => {
@@ -95,33 +85,37 @@ describe('CreateVolumeGroupSnapshot', () => {
   it('INVALID_ARGUMENT for a missing name, no/empty/duplicate ids and bad parameters', async () => {
     const { cinder, svc } = setup();
     const v = cinder.addVolume();
-    await code(svc.CreateVolumeGroupSnapshot(createReq('', [v.id]), ctx()), Code.INVALID_ARGUMENT, /name/);
-    await code(
+    await rejectsWith(
+      svc.CreateVolumeGroupSnapshot(createReq('', [v.id]), ctx()),
+      Code.INVALID_ARGUMENT,
+      /name/,
+    );
+    await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('g', []), ctx()),
       Code.INVALID_ARGUMENT,
       /source_volume_ids/,
     );
-    await code(
+    await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('g', [v.id, '']), ctx()),
       Code.INVALID_ARGUMENT,
       /empty/,
     );
-    await code(
+    await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('g', [v.id, v.id]), ctx()),
       Code.INVALID_ARGUMENT,
       /duplicates/,
     );
-    await code(
+    await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('g', [v.id], { bogus: '1' }), ctx()),
       Code.INVALID_ARGUMENT,
       /bogus/,
     );
-    await code(
+    await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('g', [v.id], { groupType: '' }), ctx()),
       Code.INVALID_ARGUMENT,
       /groupType/,
     );
-    await code(
+    await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('g', [v.id], { groupType: 'nope' }), ctx()),
       Code.INVALID_ARGUMENT,
       /no group type nope/,
@@ -134,31 +128,31 @@ describe('CreateVolumeGroupSnapshot', () => {
     const { cinder, svc } = setup();
     const a = cinder.addVolume();
     const missing = ['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222'];
-    const err = await code(
+    const err = await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('g', [a.id, ...missing]), ctx()),
       Code.NOT_FOUND,
     );
     for (const id of missing) assert.match(err.message, new RegExp(id));
 
     const far = cinder.addVolume({ availability_zone: 'zone-b' });
-    await code(
+    await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('g', [a.id, far.id]), ctx()),
       Code.INVALID_ARGUMENT,
       /availability zones/,
     );
     const grouped = cinder.addVolume({ group_id: 'someone-elses-group' });
-    await code(
+    await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('g', [a.id, grouped.id]), ctx()),
       Code.FAILED_PRECONDITION,
       /member of Cinder group someone-elses-group/,
     );
     const broken = cinder.addVolume({ status: 'error' });
-    await code(
+    await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('g', [a.id, broken.id]), ctx()),
       Code.FAILED_PRECONDITION,
     );
     const creating = cinder.addVolume({ status: 'creating' });
-    await code(
+    await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('g', [a.id, creating.id]), ctx()),
       Code.UNAVAILABLE,
       /retry/,
@@ -172,14 +166,14 @@ describe('CreateVolumeGroupSnapshot', () => {
       { length: 1000 },
       (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
     );
-    const err = await code(
+    const err = await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('g', ids), ctx()),
       Code.INVALID_ARGUMENT,
       new RegExp(`at most ${MAX_GROUP_SNAPSHOT_VOLUMES} volumes`),
     );
     assert.ok(err.message.length < 200, err.message);
     assert.equal(cinder.calls.length, 0);
-    const dup = await code(
+    const dup = await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('g', [...ids.slice(0, 50), ...ids.slice(0, 50)]), ctx()),
       Code.INVALID_ARGUMENT,
       /duplicates/,
@@ -194,7 +188,7 @@ describe('CreateVolumeGroupSnapshot', () => {
       { length: MAX_GROUP_SNAPSHOT_VOLUMES - 1 },
       (_, i) => `11111111-0000-4000-8000-${String(i).padStart(12, '0')}`,
     );
-    const err = await code(
+    const err = await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('g', [a.id, ...ids]), ctx()),
       Code.NOT_FOUND,
     );
@@ -255,7 +249,7 @@ describe('CreateVolumeGroupSnapshot', () => {
     const second = await svc.CreateVolumeGroupSnapshot(createReq('gs', [b.id, a.id]), ctx());
     assert.deepEqual(second, first);
     assert.equal(count(cinder.calls, 'createGroupSnapshot'), 1);
-    await code(
+    await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('gs', [a.id]), ctx()),
       Code.ALREADY_EXISTS,
       /other volumes/,
@@ -283,7 +277,7 @@ describe('CreateVolumeGroupSnapshot', () => {
   it('FAILED_PRECONDITION asking an administrator when the default type is missing and may not be created', async () => {
     const { cinder, svc } = setup({ forbidGroupTypes: true }, { defaultGroupType: 'csi-groups' });
     const a = cinder.addVolume();
-    await code(
+    await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('gs', [a.id]), ctx()),
       Code.FAILED_PRECONDITION,
       /csi-groups.*administrator/,
@@ -299,7 +293,7 @@ describe('CreateVolumeGroupSnapshot', () => {
     assert.equal(first.group_snapshot?.snapshots?.[0]?.ready_to_use, false);
     assert.ok(cinder.volumes.get(a.id)?.group_id, 'still in the group while the snapshot is taken');
     // another group snapshot of the same volume meanwhile: transient, retry
-    await code(
+    await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('other', [a.id]), ctx()),
       Code.UNAVAILABLE,
       /still being taken/,
@@ -316,7 +310,7 @@ describe('CreateVolumeGroupSnapshot', () => {
       groupSnapshotError: 'No valid backend was found. Insufficient free space',
     });
     const a = cinder.addVolume();
-    await code(
+    await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('bad', [a.id]), ctx()),
       Code.RESOURCE_EXHAUSTED,
       /Insufficient free space/,
@@ -358,15 +352,15 @@ describe('CreateVolumeGroupSnapshot', () => {
     const a = cinder.addVolume();
     const b = cinder.addVolume();
     const first = svc.CreateVolumeGroupSnapshot(createReq('one', [a.id]), ctx());
-    await code(svc.CreateVolumeGroupSnapshot(createReq('one', [b.id]), ctx()), Code.ABORTED);
-    await code(svc.CreateVolumeGroupSnapshot(createReq('two', [b.id, a.id]), ctx()), Code.ABORTED);
+    await rejectsWith(svc.CreateVolumeGroupSnapshot(createReq('one', [b.id]), ctx()), Code.ABORTED);
+    await rejectsWith(svc.CreateVolumeGroupSnapshot(createReq('two', [b.id, a.id]), ctx()), Code.ABORTED);
     assert.equal((await first).group_snapshot?.ready_to_use, true);
   });
 
   it('DEADLINE_EXCEEDED when the call deadline passes while waiting for the group', async () => {
     const { cinder, svc } = setup({ delayMs: 500 });
     const a = cinder.addVolume();
-    await code(
+    await rejectsWith(
       svc.CreateVolumeGroupSnapshot(createReq('late', [a.id]), ctx(50)),
       Code.DEADLINE_EXCEEDED,
       /retry/,
@@ -386,9 +380,13 @@ describe('DeleteVolumeGroupSnapshot and GetVolumeGroupSnapshot', () => {
 
   it('INVALID_ARGUMENT without ids; FAILED_PRECONDITION unless snapshot_ids are exactly the members', async () => {
     const { cinder, svc, id, snapIds } = await created();
-    await code(svc.DeleteVolumeGroupSnapshot(idReq('', snapIds), ctx()), Code.INVALID_ARGUMENT);
-    await code(svc.DeleteVolumeGroupSnapshot(idReq(id, []), ctx()), Code.INVALID_ARGUMENT, /snapshot_ids/);
-    await code(
+    await rejectsWith(svc.DeleteVolumeGroupSnapshot(idReq('', snapIds), ctx()), Code.INVALID_ARGUMENT);
+    await rejectsWith(
+      svc.DeleteVolumeGroupSnapshot(idReq(id, []), ctx()),
+      Code.INVALID_ARGUMENT,
+      /snapshot_ids/,
+    );
+    await rejectsWith(
       svc.DeleteVolumeGroupSnapshot(
         idReq(
           id,
@@ -399,8 +397,11 @@ describe('DeleteVolumeGroupSnapshot and GetVolumeGroupSnapshot', () => {
       Code.INVALID_ARGUMENT,
       /at most/,
     );
-    await code(svc.DeleteVolumeGroupSnapshot(idReq(id, [snapIds[0] ?? '']), ctx()), Code.FAILED_PRECONDITION);
-    await code(
+    await rejectsWith(
+      svc.DeleteVolumeGroupSnapshot(idReq(id, [snapIds[0] ?? '']), ctx()),
+      Code.FAILED_PRECONDITION,
+    );
+    await rejectsWith(
       svc.DeleteVolumeGroupSnapshot(idReq(id, [...snapIds, 'extra']), ctx()),
       Code.FAILED_PRECONDITION,
       /do not match/,
@@ -439,7 +440,7 @@ describe('DeleteVolumeGroupSnapshot and GetVolumeGroupSnapshot', () => {
   it('FAILED_PRECONDITION when the backend refuses the delete; the group stays', async () => {
     const { cinder, svc, id, snapIds } = await created();
     cinder.opts.refuseGroupSnapshotDelete = true;
-    await code(
+    await rejectsWith(
       svc.DeleteVolumeGroupSnapshot(idReq(id, snapIds), ctx()),
       Code.FAILED_PRECONDITION,
       /did not delete it.*status available/,
@@ -454,7 +455,11 @@ describe('DeleteVolumeGroupSnapshot and GetVolumeGroupSnapshot', () => {
   it('DEADLINE_EXCEEDED while Cinder is still deleting; the retry finishes', async () => {
     const { cinder, svc, id, snapIds } = await created();
     cinder.opts.delayMs = 200;
-    await code(svc.DeleteVolumeGroupSnapshot(idReq(id, snapIds), ctx(30)), Code.DEADLINE_EXCEEDED, /retry/);
+    await rejectsWith(
+      svc.DeleteVolumeGroupSnapshot(idReq(id, snapIds), ctx(30)),
+      Code.DEADLINE_EXCEEDED,
+      /retry/,
+    );
     await svc.DeleteVolumeGroupSnapshot(idReq(id, snapIds), ctx());
     assert.equal(cinder.groupSnapshots.size, 0);
     assert.equal(cinder.groups.size, 0);
@@ -478,8 +483,8 @@ describe('DeleteVolumeGroupSnapshot and GetVolumeGroupSnapshot', () => {
     assert.deepEqual(got.group_snapshot?.snapshots?.map((s) => s.snapshot_id).sort(), [...snapIds].sort());
     assert.deepEqual(got.group_snapshot?.creation_time, { seconds: '1795428000', nanos: 0 });
     await svc.GetVolumeGroupSnapshot(idReq(id, snapIds), ctx());
-    await code(svc.GetVolumeGroupSnapshot(idReq('unknown'), ctx()), Code.NOT_FOUND, /unknown/);
-    await code(svc.GetVolumeGroupSnapshot(idReq(''), ctx()), Code.INVALID_ARGUMENT);
-    await code(svc.GetVolumeGroupSnapshot(idReq(id, ['x']), ctx()), Code.FAILED_PRECONDITION);
+    await rejectsWith(svc.GetVolumeGroupSnapshot(idReq('unknown'), ctx()), Code.NOT_FOUND, /unknown/);
+    await rejectsWith(svc.GetVolumeGroupSnapshot(idReq(''), ctx()), Code.INVALID_ARGUMENT);
+    await rejectsWith(svc.GetVolumeGroupSnapshot(idReq(id, ['x']), ctx()), Code.FAILED_PRECONDITION);
   });
 });
