@@ -6,65 +6,18 @@
  * frames: garbage bytes, truncated encodings, invalid UTF-8 in a string field.
  */
 import type protobuf from 'protobufjs';
+import {
+  hostileKeyValue,
+  hostileMountFlags,
+  hostileStrings,
+  INT64_MAX,
+  INT64_MIN,
+  PATH_IDS,
+  URL_IDS,
+} from './hostile-values.ts';
+import type { Prng } from './prng.ts';
 
-/** mulberry32: small, fast, good enough to pick cases; the same seed gives the same sequence. */
-export class Prng {
-  #s: number;
-  constructor(seed: number) {
-    this.#s = seed >>> 0;
-  }
-  next(): number {
-    this.#s = (this.#s + 0x6d2b79f5) >>> 0;
-    let t = this.#s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)]!;
-  }
-  /** A UUID-shaped id from the PRNG (replayable, unlike randomUUID). */
-  uuid(): string {
-    const h = Array.from({ length: 32 }, () => this.int(16).toString(16)).join('');
-    return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20)}`;
-  }
-}
-
-export const INT64_MIN = '-9223372036854775808';
-export const INT64_MAX = '9223372036854775807';
-const MB = 1024 * 1024;
 const GiB = 1024 ** 3;
-
-/** Ids that name other Cinder URLs or walk the URL path. */
-export const URL_IDS = [
-  'detail',
-  'summary',
-  'backup:detail',
-  'backup:summary',
-  'backup:',
-  'backup:../x',
-  '../',
-  '..',
-  '.',
-  '%2f',
-  '%2F..%2Fvolumes',
-  'a/b',
-  '../volumes/detail',
-  '?all_tenants=1',
-  'x#y',
-  'detail?limit=1',
-  'default',
-  'os-volume-transfer',
-  'capabilities',
-];
-/** Ids shaped like paths. */
-export const PATH_IDS = ['/etc/passwd', '../../etc/passwd', '/', '//', 'a\\b', '~root', './x'];
 
 export interface FuzzEnv {
   kubeletRoot: string;
@@ -90,34 +43,6 @@ export interface Learned {
   volumes: Set<string>;
   snapshots: Set<string>;
   groupSnapshots: Set<string>;
-}
-
-export function hostileStrings(r: Prng): string {
-  return r.pick([
-    '',
-    ' ',
-    'a'.repeat(128),
-    'a'.repeat(129),
-    'é'.repeat(65),
-    'x'.repeat(MB),
-    'a\0b',
-    '\0',
-    '\ud800',
-    'a\udfffb',
-    '😀'.repeat(40),
-    'a\r\nX-Injected: 1',
-    '\u202e\u0000\u001b[31m',
-    "' OR 1=1 --",
-    '$' + '{jndi:ldap://x}',
-    '-rf',
-    '--help',
-    '-o remount,rw',
-    'defaults,bind',
-    '%s%s%n',
-    String(r.int(1e9)),
-    ...URL_IDS,
-    ...PATH_IDS,
-  ]);
 }
 
 export class RequestGenerator {
@@ -330,46 +255,13 @@ export class RequestGenerator {
 
   #mountFlags(): string[] {
     const r = this.#r;
-    if (this.#hostile) {
-      return r.pick([
-        ['defaults,bind'],
-        ['bind'],
-        ['rbind'],
-        ['ro,remount'],
-        ['remount'],
-        ['move'],
-        ['x'.repeat(4097)],
-        Array.from({ length: 40 }, () => 'y'.repeat(110)),
-        ['a\0b'],
-        [''],
-        [' '],
-        ['noexec', 'defaults , bind'],
-        ['-o', 'bind'],
-        [hostileStrings(r)],
-      ]);
-    }
+    if (this.#hostile) return hostileMountFlags(r);
     return r.pick([[], ['noatime'], ['discard', 'nodev'], ['ro']]);
   }
 
   #map(name: string): Record<string, string> {
     const r = this.#r;
     const env = this.#env;
-    const hostileKV = (): [string, string] =>
-      r.pick([
-        () => [hostileStrings(r), 'v'],
-        () => ['k', hostileStrings(r)],
-        () => ['big', 'v'.repeat(5000)],
-        () => ['fsType', 'ext4'],
-        () => ['unknown-parameter', 'x'],
-        () => ['type', r.pick(URL_IDS)],
-        () => ['availability', r.pick(URL_IDS)],
-        () => ['imageRef', r.pick([...URL_IDS, r.uuid()])],
-        () => ['schedulerHints', r.pick(['different_host=detail', '{"x":', 'a=b,=,', '{"a":{"b":1}}'])],
-        () => ['metadata', r.pick(['a=b,c', `${'k'.repeat(300)}=v`, '{"cinder.csi.dev/cluster":"x"}', '[]'])],
-        () => ['migrationPolicy', r.pick(['always', '', 'on-demand'])],
-        () => ['attachment_id', r.pick([...URL_IDS, r.uuid(), ''])],
-        () => ['force', r.pick(['maybe', 'TRUE', ''])],
-      ])() as [string, string];
     const out: Record<string, string> = {};
     if (name === 'secrets') {
       const n = r.int(4);
@@ -406,7 +298,7 @@ export class RequestGenerator {
     }
     const n = 1 + r.int(3);
     for (let i = 0; i < n; i++) {
-      const [k, v] = hostileKV();
+      const [k, v] = hostileKeyValue(r);
       out[k] = v;
     }
     return out;

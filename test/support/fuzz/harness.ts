@@ -37,9 +37,10 @@ import {
   methods,
   SLOW_MS,
 } from './calls.ts';
-import { describeRequest, type FuzzEnv, type Learned, Prng, RequestGenerator } from './generate.ts';
+import { describeRequest, type FuzzEnv, type Learned, RequestGenerator } from './generate.ts';
 import { createFuzzUser, keystoneToken, sweepCluster } from './keystone.ts';
 import { isKnown, type KnownViolation } from './known.ts';
+import { Prng } from './prng.ts';
 
 export interface Violation {
   kind: string;
