@@ -158,7 +158,7 @@ export function waitForObject<T extends { status: string }>(
   id: string,
   fetch: (signal: AbortSignal | undefined) => Promise<T>,
   wait: WaitOptions,
-  more: Pick<WaitForStatusOptions<T>, 'explain' | 'schedule' | 'timeoutMs'> = {},
+  more: Pick<WaitForStatusOptions<T>, 'explain' | 'schedule' | 'timeoutMs' | 'maxTransientErrors'> = {},
 ): Promise<T | undefined> {
   return waitForStatus<T>({
     resource,

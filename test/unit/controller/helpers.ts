@@ -85,5 +85,22 @@ export function service(
   });
 }
 
+/** A ControllerPublishVolumeRequest of `volumeId` to `nodeId` (SINGLE_NODE_WRITER mount, read-write). */
+export function pubReq(
+  volumeId: string,
+  nodeId: string,
+  extra: Partial<csi.ControllerPublishVolumeRequest__Output> = {},
+) {
+  return {
+    volume_id: volumeId,
+    node_id: nodeId,
+    volume_capability: cap(),
+    readonly: false,
+    secrets: {},
+    volume_context: {},
+    ...extra,
+  };
+}
+
 /** Asserts the promise rejects with a CsiError of `code`; returns it. */
 export { rejectsWith } from '../../support/csi-errors.ts';

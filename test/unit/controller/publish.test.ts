@@ -3,25 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { META, publishContext } from '../../../src/csi/controller/index.ts';
 import { Code } from '../../../src/csi/errors.ts';
-import type * as csi from '../../../src/csi/generated/csi/v1/index.ts';
 import { FakeCinder } from './fake-cinder.ts';
-import { cap, createReq, ctx, rejectsWith, service } from './helpers.ts';
-
-function pubReq(
-  volumeId: string,
-  nodeId: string,
-  extra: Partial<csi.ControllerPublishVolumeRequest__Output> = {},
-) {
-  return {
-    volume_id: volumeId,
-    node_id: nodeId,
-    volume_capability: cap(),
-    readonly: false,
-    secrets: {},
-    volume_context: {},
-    ...extra,
-  };
-}
+import { cap, createReq, ctx, pubReq, rejectsWith, service } from './helpers.ts';
 
 async function setup(opts: { microversion?: string; type?: string } = {}) {
   const cinder = new FakeCinder(opts.microversion ? { microversion: opts.microversion } : {});

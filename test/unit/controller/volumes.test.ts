@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { CONTROLLER_CAPABILITIES, META } from '../../../src/csi/controller/index.ts';
 import { Code } from '../../../src/csi/errors.ts';
 import { FakeCinder } from './fake-cinder.ts';
-import { cap, createReq, ctx, GiB, rejectsWith, service, TOPOLOGY_KEY } from './helpers.ts';
+import { cap, createReq, ctx, GiB, pubReq, rejectsWith, service, TOPOLOGY_KEY } from './helpers.ts';
 
 describe('ControllerGetCapabilities', () => {
   it('advertises exactly the implemented RPC capabilities', async () => {
@@ -266,17 +266,7 @@ describe('DeleteVolume', () => {
     await svc.DeleteVolume({ volume_id: '6a1e1b1e-0000-4000-8000-000000000000', secrets: {} }, ctx());
     const v = await svc.CreateVolume(createReq('d1'), ctx());
     const id = v.volume?.volume_id ?? '';
-    const pub = await svc.ControllerPublishVolume(
-      {
-        volume_id: id,
-        node_id: 'node-1',
-        volume_capability: cap(),
-        readonly: false,
-        secrets: {},
-        volume_context: {},
-      },
-      ctx(),
-    );
+    const pub = await svc.ControllerPublishVolume(pubReq(id, 'node-1'), ctx());
     await rejectsWith(
       svc.DeleteVolume({ volume_id: id, secrets: {} }, ctx()),
       Code.FAILED_PRECONDITION,
@@ -369,17 +359,7 @@ describe('ListVolumes / ControllerGetVolume', () => {
     const svc = service(cinder);
     const v = await svc.CreateVolume(createReq('g'), ctx());
     const id = v.volume?.volume_id ?? '';
-    await svc.ControllerPublishVolume(
-      {
-        volume_id: id,
-        node_id: 'node-1',
-        volume_capability: cap(),
-        readonly: false,
-        secrets: {},
-        volume_context: {},
-      },
-      ctx(),
-    );
+    await svc.ControllerPublishVolume(pubReq(id, 'node-1'), ctx());
     const got = await svc.ControllerGetVolume({ volume_id: id }, ctx());
     assert.deepEqual(got.status?.published_node_ids, ['node-1']);
     assert.equal(got.status?.volume_condition?.abnormal, false);
@@ -455,17 +435,7 @@ describe('ControllerExpandVolume', () => {
       ctx(),
     );
     assert.deepEqual(r1, { capacity_bytes: String(2 * GiB), node_expansion_required: true });
-    const pub = await svc.ControllerPublishVolume(
-      {
-        volume_id: id,
-        node_id: 'node-1',
-        volume_capability: cap(),
-        readonly: false,
-        secrets: {},
-        volume_context: {},
-      },
-      ctx(),
-    );
+    const pub = await svc.ControllerPublishVolume(pubReq(id, 'node-1'), ctx());
     await cinder.completeAttachment(pub.publish_context?.['attachment_id'] ?? '');
     const r2 = await svc.ControllerExpandVolume(
       {
@@ -495,17 +465,7 @@ describe('ControllerExpandVolume', () => {
     const svcOld = service(old);
     const ov = await svcOld.CreateVolume(createReq('e-old'), ctx());
     const oid = ov.volume?.volume_id ?? '';
-    const op = await svcOld.ControllerPublishVolume(
-      {
-        volume_id: oid,
-        node_id: 'node-1',
-        volume_capability: cap(),
-        readonly: false,
-        secrets: {},
-        volume_context: {},
-      },
-      ctx(),
-    );
+    const op = await svcOld.ControllerPublishVolume(pubReq(oid, 'node-1'), ctx());
     await old.completeAttachment(op.publish_context?.['attachment_id'] ?? '');
     await rejectsWith(
       svcOld.ControllerExpandVolume(

@@ -26,6 +26,18 @@ const info: ConnectionInfo = {
   auth_password: PW,
 };
 
+/** A target with a logged-in session that two volumes' LUNs share (Cinder backends share targets). */
+const SHARED_TARGET = {
+  sid: 9,
+  portal: '127.0.0.1:3260',
+  iqn: IQN,
+  host: 5,
+  luns: [
+    { lun: 1, name: 'sdb' },
+    { lun: 2, name: 'sdc' },
+  ],
+};
+
 describe('iscsiadm parsing', () => {
   it('parses session lines and skips noise', () => {
     const out = [
@@ -216,38 +228,14 @@ describe('IscsiConnector', () => {
   });
 
   it('reuses an existing session of a shared target without logging in again', async () => {
-    host.addTarget(
-      {
-        sid: 9,
-        portal: '127.0.0.1:3260',
-        iqn: IQN,
-        host: 5,
-        luns: [
-          { lun: 1, name: 'sdb' },
-          { lun: 2, name: 'sdc' },
-        ],
-      },
-      true,
-    );
+    host.addTarget(SHARED_TARGET, true);
     const dev = await connector.connect({ ...info, target_lun: 2 }, { volumeId: 'bbbb' });
     assert.equal(dev.devicePath, '/dev/sdc');
     assert.ok(!host.lines().some((l) => l.includes('--login')));
   });
 
   it('logs out of a shared session only when its last LUN goes', async () => {
-    host.addTarget(
-      {
-        sid: 9,
-        portal: '127.0.0.1:3260',
-        iqn: IQN,
-        host: 5,
-        luns: [
-          { lun: 1, name: 'sdb' },
-          { lun: 2, name: 'sdc' },
-        ],
-      },
-      true,
-    );
+    host.addTarget(SHARED_TARGET, true);
     const a = await connector.connect(info, { volumeId: 'aaaa' });
     const b = await connector.connect({ ...info, target_lun: 2 }, { volumeId: 'bbbb' });
     host.calls.length = 0;

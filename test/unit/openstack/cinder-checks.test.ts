@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { request as undiciRequest } from 'undici';
 import {
   expectList,
   expectOne,
@@ -20,9 +19,9 @@ import {
   UnexpectedResponseError,
 } from '../../../src/openstack/cinder/checks.ts';
 import { CinderClient } from '../../../src/openstack/cinder.ts';
-import { OpenStackError, parseFaultMessage } from '../../../src/openstack/errors.ts';
-import type { ServiceSession } from '../../../src/openstack/session.ts';
+import { OpenStackError } from '../../../src/openstack/errors.ts';
 import { silentLogger } from '../../../src/util/logger.ts';
+import { sessionDouble } from './session-double.ts';
 
 const ID = '4f1e8a2b-93c4-4d5e-8f60-718293a4b5c6';
 const HOSTILE = [
@@ -144,38 +143,6 @@ const PROJECT = '0123456789abcdef0123456789abcdef';
 const server = { seen: [] as string[], body: {} as unknown, endpoint: '' };
 const VERSIONS = { versions: [{ id: 'v3.0', status: 'CURRENT', version: '3.70', min_version: '3.0' }] };
 
-/** Minimal ServiceSession over undici (URL join + JSON + error mapping), as in cinder.test.ts. */
-function sessionDouble(endpoint: string): ServiceSession {
-  return {
-    service: 'block-storage',
-    endpoint: async () => endpoint,
-    projectId: async () => PROJECT,
-    async request<T>(req: Parameters<ServiceSession['request']>[0]) {
-      const url = new URL(/^https?:/.test(req.path) ? req.path : endpoint + req.path);
-      for (const [k, v] of Object.entries(req.query ?? {}))
-        if (v !== undefined) url.searchParams.set(k, String(v));
-      const res = await undiciRequest(url, { method: req.method, signal: req.signal });
-      const text = await res.body.text();
-      const body = text ? JSON.parse(text) : undefined;
-      if (res.statusCode >= 400) {
-        throw new OpenStackError({
-          status: res.statusCode,
-          faultMessage: parseFaultMessage(body, res.statusCode),
-          method: req.method,
-          url: url.toString(),
-        });
-      }
-      return {
-        status: res.statusCode,
-        headers: {},
-        body: body as T,
-        requestId: undefined,
-        url: url.toString(),
-      };
-    },
-  } as ServiceSession;
-}
-
 describe('CinderClient: no request for an id that is not a Cinder id; shapes checked', () => {
   let http: Server;
   let client: CinderClient;
@@ -189,7 +156,7 @@ describe('CinderClient: no request for an id that is not a Cinder id; shapes che
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     server.endpoint = `http://127.0.0.1:${(http.address() as AddressInfo).port}/v3/${PROJECT}`;
     client = new CinderClient({
-      session: sessionDouble(server.endpoint),
+      session: sessionDouble(server.endpoint, PROJECT),
       logger: silentLogger(),
       ignoreMicroversion: true,
     });
@@ -235,7 +202,7 @@ describe('CinderClient: no request for an id that is not a Cinder id; shapes che
   });
 
   it('attachments, groups and group snapshots too (at 3.70)', async () => {
-    const c = new CinderClient({ session: sessionDouble(server.endpoint), logger: silentLogger() });
+    const c = new CinderClient({ session: sessionDouble(server.endpoint, PROJECT), logger: silentLogger() });
     assert.deepEqual(await c.negotiate(), { major: 3, minor: 70 });
     const calls: ((id: string) => Promise<unknown>)[] = [
       (id) => c.getAttachment(id),

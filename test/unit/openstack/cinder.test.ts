@@ -9,14 +9,13 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { request as undiciRequest } from 'undici';
 import { CinderClient, ignoreNotFound, nextMarker } from '../../../src/openstack/cinder.ts';
 import { versionRootUrl } from '../../../src/openstack/cinder-discovery.ts';
-import { MicroversionError, OpenStackError, parseFaultMessage } from '../../../src/openstack/errors.ts';
-import type { ServiceSession } from '../../../src/openstack/session.ts';
+import { MicroversionError, OpenStackError } from '../../../src/openstack/errors.ts';
 import { WaitFailedError } from '../../../src/openstack/waiter.ts';
 import { AbortedError } from '../../../src/util/abort.ts';
 import { silentLogger } from '../../../src/util/logger.ts';
+import { sessionDouble } from './session-double.ts';
 
 const PROJECT = '0123456789abcdef0123456789abcdef';
 /** A Cinder-shaped id (the client refuses anything else before it enters a URL). */
@@ -138,52 +137,12 @@ function handle(req: IncomingMessage, res: ServerResponse, raw: string, base: st
   return send(res, 404, { itemNotFound: { code: 404, message: 'not emulated' } });
 }
 
-/** Minimal ServiceSession over undici: what the real one does, minus auth, retries and logging. */
-function sessionDouble(endpoint: string): ServiceSession {
-  return {
-    service: 'block-storage',
-    endpoint: async () => endpoint,
-    projectId: async () => PROJECT,
-    async request<T>(req: Parameters<ServiceSession['request']>[0]) {
-      const url = new URL(/^https?:/.test(req.path) ? req.path : endpoint + req.path);
-      for (const [k, v] of Object.entries(req.query ?? {}))
-        if (v !== undefined) url.searchParams.set(k, String(v));
-      const res = await undiciRequest(url, {
-        method: req.method,
-        headers: {
-          ...req.headers,
-          ...(req.body !== undefined ? { 'content-type': 'application/json' } : {}),
-        },
-        body: req.body !== undefined ? JSON.stringify(req.body) : undefined,
-        signal: req.signal,
-      });
-      const text = await res.body.text();
-      const body = text ? JSON.parse(text) : undefined;
-      if (res.statusCode >= 400) {
-        throw new OpenStackError({
-          status: res.statusCode,
-          faultMessage: parseFaultMessage(body, res.statusCode),
-          method: req.method,
-          url: url.toString(),
-        });
-      }
-      return {
-        status: res.statusCode,
-        headers: {},
-        body: body as T,
-        requestId: undefined,
-        url: url.toString(),
-      };
-    },
-  } as ServiceSession;
-}
-
 describe('CinderClient (emulated Cinder)', () => {
   let server: Server;
   let base: string;
   let endpoint: string;
   const client = (opts: { maxMicroversion?: string; ignoreMicroversion?: boolean } = {}) =>
-    new CinderClient({ session: sessionDouble(endpoint), logger: silentLogger(), ...opts });
+    new CinderClient({ session: sessionDouble(endpoint, PROJECT), logger: silentLogger(), ...opts });
 
   before(async () => {
     server = createServer((req, res) => {

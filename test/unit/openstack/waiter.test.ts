@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { WaitOptions } from '../../../src/openstack/cinder-api.ts';
 import {
   DEFAULT_POLL_SCHEDULE,
   pollDelays,
   WaitAbortedError,
   WaitFailedError,
+  waitForObject,
   waitForStatus,
 } from '../../../src/openstack/waiter.ts';
 import { AbortedError } from '../../../src/util/abort.ts';
@@ -23,6 +25,15 @@ function sequence(statuses: (string | Error)[]) {
   return { fetch, calls: () => calls };
 }
 
+/** Waits for volume v1 as the Cinder client's waitForX do (waitForObject), on the fast schedule. */
+function waitV1(
+  fetch: () => Promise<{ id: string; status: string }>,
+  wait: WaitOptions,
+  more: Parameters<typeof waitForObject>[4] = {},
+) {
+  return waitForObject('volume', 'v1', fetch, wait, { schedule: FAST, ...more });
+}
+
 function httpError(props: { notFound?: boolean; retryable?: boolean }): Error {
   return Object.assign(new Error('http error'), props);
 }
@@ -36,17 +47,10 @@ describe('pollDelays', () => {
   });
 });
 
-describe('waitForStatus', () => {
+describe('waitForStatus (through waitForObject, as the Cinder client waits)', () => {
   it('returns the object once it reaches a target status', async () => {
     const r = sequence(['creating', 'creating', 'available']);
-    const v = await waitForStatus({
-      resource: 'volume',
-      id: 'v1',
-      fetch: r.fetch,
-      status: (o) => o.status,
-      target: ['available'],
-      schedule: FAST,
-    });
+    const v = await waitV1(r.fetch, { target: ['available'] });
     assert.equal(v?.status, 'available');
     assert.equal(r.calls(), 3);
   });
@@ -54,15 +58,7 @@ describe('waitForStatus', () => {
   it('fails fast on an error status, with the explanation', async () => {
     const r = sequence(['creating', 'error', 'available']);
     await assert.rejects(
-      waitForStatus({
-        resource: 'volume',
-        id: 'v1',
-        fetch: r.fetch,
-        status: (o) => o.status,
-        target: ['available'],
-        schedule: FAST,
-        explain: async () => 'No valid backend was found.',
-      }),
+      waitV1(r.fetch, { target: ['available'] }, { explain: async () => 'No valid backend was found.' }),
       (err: unknown) => {
         assert.ok(err instanceof WaitFailedError);
         assert.equal(err.status, 'error');
@@ -76,74 +72,32 @@ describe('waitForStatus', () => {
 
   it('treats error_extending etc. as failures by default, and honours an explicit failOn', async () => {
     await assert.rejects(
-      waitForStatus({
-        resource: 'volume',
-        id: 'v1',
-        fetch: sequence(['extending', 'error_extending']).fetch,
-        status: (o) => o.status,
-        target: ['available'],
-        schedule: FAST,
-      }),
+      waitV1(sequence(['extending', 'error_extending']).fetch, { target: ['available'] }),
       WaitFailedError,
     );
-    const v = await waitForStatus({
-      resource: 'volume',
-      id: 'v1',
-      fetch: sequence(['error', 'available']).fetch,
-      status: (o) => o.status,
+    const v = await waitV1(sequence(['error', 'available']).fetch, {
       target: ['available'],
       failOn: ['error_deleting'],
-      schedule: FAST,
     });
     assert.equal(v?.status, 'available');
   });
 
   it('gone: a 404 ends the wait with undefined; without gone the 404 surfaces', async () => {
     const notFound = httpError({ notFound: true });
-    const gone = await waitForStatus({
-      resource: 'volume',
-      id: 'v1',
-      fetch: sequence(['deleting', notFound]).fetch,
-      status: (o) => o.status,
-      target: [],
-      gone: true,
-      schedule: FAST,
-    });
+    const gone = await waitV1(sequence(['deleting', notFound]).fetch, { target: [], gone: true });
     assert.equal(gone, undefined);
     await assert.rejects(
-      waitForStatus({
-        resource: 'volume',
-        id: 'v1',
-        fetch: sequence([notFound]).fetch,
-        status: (o) => o.status,
-        target: ['available'],
-        schedule: FAST,
-      }),
+      waitV1(sequence([notFound]).fetch, { target: ['available'] }),
       (err) => err === notFound,
     );
   });
 
   it('tolerates a few retryable GET failures in a row, not more', async () => {
     const flaky = httpError({ retryable: true });
-    const v = await waitForStatus({
-      resource: 'volume',
-      id: 'v1',
-      fetch: sequence([flaky, flaky, 'available']).fetch,
-      status: (o) => o.status,
-      target: ['available'],
-      schedule: FAST,
-    });
+    const v = await waitV1(sequence([flaky, flaky, 'available']).fetch, { target: ['available'] });
     assert.equal(v?.status, 'available');
     await assert.rejects(
-      waitForStatus({
-        resource: 'volume',
-        id: 'v1',
-        fetch: sequence([flaky]).fetch,
-        status: (o) => o.status,
-        target: ['available'],
-        schedule: FAST,
-        maxTransientErrors: 2,
-      }),
+      waitV1(sequence([flaky]).fetch, { target: ['available'] }, { maxTransientErrors: 2 }),
       (err) => err === flaky,
     );
   });
@@ -154,15 +108,11 @@ describe('waitForStatus', () => {
     const started = Date.now();
     setTimeout(() => ctl.abort(new Error('deadline exceeded')), 60);
     await assert.rejects(
-      waitForStatus({
-        resource: 'volume',
-        id: 'v1',
-        fetch: r.fetch,
-        status: (o) => o.status,
-        target: ['available'],
-        signal: ctl.signal,
-        schedule: { firstMs: 10, factor: 1, capMs: 10 },
-      }),
+      waitV1(
+        r.fetch,
+        { target: ['available'], signal: ctl.signal },
+        { schedule: { firstMs: 10, factor: 1, capMs: 10 } },
+      ),
       (err: unknown) => {
         assert.ok(err instanceof WaitAbortedError);
         assert.ok(err instanceof AbortedError);
