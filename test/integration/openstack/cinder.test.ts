@@ -128,15 +128,21 @@ for (const mode of ['keystone', 'noauth'] as LabMode[]) {
               description: 'updated',
             });
             assert.equal(renamed.name, `${name}-renamed`);
+            // POST .../metadata adds/updates the given keys and keeps the others; PUT replaces all.
             await cinder.setVolumeMetadata(vol.id, { extra: 'yes' });
             const withMeta = await cinder.getVolume(vol.id);
             assert.deepEqual(withMeta.metadata, { ...RUN_META, extra: 'yes' });
+            await cinder.setVolumeMetadata(vol.id, { extra: 'again' });
+            assert.deepEqual((await cinder.getVolume(vol.id)).metadata, { ...RUN_META, extra: 'again' });
+            await cinder.replaceVolumeMetadata(vol.id, { ...RUN_META, only: 'this' });
+            assert.deepEqual((await cinder.getVolume(vol.id)).metadata, { ...RUN_META, only: 'this' });
 
             // snapshot (force: false, volume is available), its metadata and listing
             const snap = await cinder.createSnapshot({
               volume_id: vol.id,
               name: `${name}-snap`,
               force: false,
+              metadata: { origin: 'round-trip' },
             });
             defer(async () => {
               await ignoreNotFound(cinder.deleteSnapshot(snap.id));
@@ -144,7 +150,10 @@ for (const mode of ['keystone', 'noauth'] as LabMode[]) {
             });
             await cinder.waitForSnapshot(snap.id, { target: ['available'], signal: wait() });
             await cinder.setSnapshotMetadata(snap.id, { snapmeta: '1' });
-            assert.equal((await cinder.getSnapshot(snap.id)).metadata['snapmeta'], '1');
+            assert.deepEqual((await cinder.getSnapshot(snap.id)).metadata, {
+              origin: 'round-trip',
+              snapmeta: '1',
+            });
             const snaps = [];
             for await (const s of cinder.listSnapshots({ volume_id: vol.id })) snaps.push(s.id);
             assert.deepEqual(snaps, [snap.id]);
