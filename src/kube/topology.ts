@@ -1,6 +1,7 @@
 import { sleep } from '../util/abort.ts';
 import type { Logger } from '../util/logger.ts';
 import { type KubeApi, KubeApiError, toKubeApiError } from './kube-api.ts';
+import { checkKubeletVersion } from './kubelet-version.ts';
 
 /** The well-known zone label kubelets (or the cloud controller manager) set on Nodes. */
 export const DEFAULT_ZONE_LABEL = 'topology.kubernetes.io/zone';
@@ -39,6 +40,7 @@ export async function zoneFromNodeLabel(
           'NotFound',
         );
       }
+      checkKubeletVersion(node, logger);
       const zone = node.metadata?.labels?.[labelKey] || undefined;
       if (zone === undefined) {
         logger?.warn(
