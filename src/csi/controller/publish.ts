@@ -31,9 +31,13 @@
  * Publish, step by step (what a retry finds → what it does):
  *   1. read volume + attachments; an intent with unrecorded attachments → record them for the
  *      intent's node, drop the intent (this is where a lost POST response is adopted)
- *   2. this node already has an attachment → reuse it: record it if only host_name named it,
- *      connect it if Cinder left it `reserved` without connection_info (PUT with the connector),
- *      delete it and go on if Cinder put it in an error state
+ *   2. this node already has an attachment → reuse it (record it if only host_name named it) if
+ *      Cinder connected it (connection_info); delete it and go on if Cinder has not connected it
+ *      (yet) or put it in an error state. Never connect it with a PUT: a `reserved` attachment
+ *      without connection_info may belong to a POST Cinder is still carrying out (its caller was
+ *      killed or timed out), and that POST's connection step, finishing after the node's
+ *      os-complete, would put the attachment and the volume back to `attaching` for good (seen in
+ *      the 50-kill chaos bench). Deleted, the late step finds no attachment and changes nothing.
  *   3. write the intent        → lost/crash: step 1 drops it (no attachment) or adopts the POST's
  *   4. POST /attachments       → lost/crash: step 1 adopts the attachment for this node
  *   5. write the record        → lost/crash: step 1/2 find it recorded (or adopt it again)
@@ -150,7 +154,7 @@ export async function controllerPublishVolume(
         const s = await readAttachments(c, v, ctx.signal);
         await settleIntent(c, volumeId, s, ctx);
         for (const existing of ownedBy(s, nodeId)) {
-          const reused = await reuse(c, v, nodeId, existing, connector, mode, ctx);
+          const reused = await reuse(c, v, nodeId, existing, mode, ctx);
           if (reused) return { publish_context: publishContext(reused) };
           s.live = s.live.filter((a) => a.id !== existing.id);
         }
@@ -207,32 +211,30 @@ async function reuse(
   v: Volume,
   nodeId: string,
   a: Attachment,
-  connector: HostConnector,
   mode: AttachMode,
   ctx: RpcContext,
 ): Promise<Attachment | undefined> {
   const signal = ctx.signal;
-  if (String(a.status).startsWith('error')) {
+  const full = a.connection_info ? a : await c.cinder.getAttachment(a.id, { signal });
+  const failed = String(full.status).startsWith('error');
+  if (failed || !full.connection_info || Object.keys(full.connection_info).length === 0) {
+    // Failed in Cinder, or not connected (yet): the POST that created it may still be running in
+    // Cinder (its caller died or gave up while Cinder connected it). Its late connection step
+    // would set the attachment and the volume back to `attaching` after the node completed it, so
+    // it is never connected a second time (no PUT): it is deleted, and the late step then finds no
+    // attachment and changes nothing. A new attachment is created below.
     await deleteAttachmentIfPresent(c, a.id, signal);
     await dropKeys(c, v.id, [`${META.attachmentPrefix}${a.id}`], signal);
     ctx.log.info(
-      { volumeId: v.id, nodeId, attachmentId: a.id, status: a.status },
-      'deleted failed attachment',
+      { volumeId: v.id, nodeId, attachmentId: a.id, status: full.status },
+      failed ? 'deleted failed attachment' : 'deleted an attachment Cinder had not connected (yet)',
     );
     return undefined;
   }
-  if (a.attach_mode && a.attach_mode !== 'null' && a.attach_mode !== mode) {
+  if (full.attach_mode && full.attach_mode !== 'null' && full.attach_mode !== mode) {
     throw alreadyExists(
-      `publish volume ${v.id} to node ${nodeId}: already published to this node in mode ${a.attach_mode} (attachment ${a.id}), not ${mode}`,
+      `publish volume ${v.id} to node ${nodeId}: already published to this node in mode ${full.attach_mode} (attachment ${a.id}), not ${mode}`,
     );
-  }
-  let full = a.connection_info ? a : await c.cinder.getAttachment(a.id, { signal });
-  if (!full.connection_info || Object.keys(full.connection_info).length === 0) {
-    // Reserved without a connection (Cinder failed between reserving and connecting): connect it.
-    full = await c.cinder.updateAttachment(a.id, connector, {
-      signal,
-      ...(c.cinder.supports('3.54') ? { mode } : {}),
-    });
   }
   if (v.metadata?.[`${META.attachmentPrefix}${a.id}`] !== nodeId) {
     await recordOwner(c, v.id, [a.id], nodeId, signal);

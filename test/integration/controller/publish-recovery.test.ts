@@ -12,6 +12,7 @@ import { META } from '../../../src/csi/controller/index.ts';
 import { Code } from '../../../src/csi/errors.ts';
 import { rejectsWith } from '../../support/csi-errors.ts';
 import {
+  connector,
   createReq,
   ctx,
   type Lab,
@@ -197,20 +198,33 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
       }
     });
 
-    it('an attachment Cinder reserved but never connected (failed between the two) is connected on retry', async () => {
+    it('an attachment Cinder reserved but has not connected (its POST still running) is replaced, never connected twice', async () => {
       const node = lab.nodes[0] as string;
       const id = await newVolume();
-      // As the driver would have left it: intent stored, then POST /attachments whose connection
-      // part failed inside Cinder (a reserved attachment without connection_info).
+      // As a killed (or timed-out) first try leaves it while Cinder still carries out its
+      // POST /attachments: the intent stored, the attachment reserved, its connection step (the
+      // volume service's attachment_update) not done yet. Cinder's two halves of that POST are
+      // made real here one after the other: POST without connector (the reserve), and later
+      // PUT with the connector (the same attachment_update RPC the POST would finish with).
       await lab.cinder.setVolumeMetadata(id, { [META.publishIntent]: node });
       const reserved = await lab.cinder.createAttachment({ volume_uuid: id });
       assert.equal(reserved.status, 'reserved');
       const p = await restarted().ControllerPublishVolume(pubReq(id, node), ctx());
-      assert.equal(p.publish_context?.['attachment_id'], reserved.id);
+      const published = p.publish_context?.['attachment_id'] ?? '';
       assert.ok(p.publish_context?.['driver_volume_type'], 'publish_context has the connection');
-      const now = await lab.cinder.getAttachment(reserved.id);
-      assert.equal(now.status, 'attaching');
-      assert.equal(now.attach_mode, 'rw');
+      await lab.cinder.completeAttachment(published); // the node staged it
+      assert.equal((await lab.cinder.getVolume(id)).status, 'in-use');
+      // The first try's POST now finishes its connection step; it must change nothing.
+      await lab.cinder.updateAttachment(reserved.id, connector(node)).catch((e: { notFound?: boolean }) => {
+        if (!e.notFound) throw e;
+      });
+      assert.equal((await lab.cinder.getVolume(id)).status, 'in-use', 'the volume stays in-use');
+      assert.deepEqual(
+        (await attachmentsOf(id)).map((x) => [x.id, x.status]),
+        [[published, 'attached']],
+      );
+      assert.notEqual(published, reserved.id, 'the unconnected attachment was replaced');
+      assert.deepEqual(await driverKeys(id), [`${META.attachmentPrefix}${published}`]);
       await restarted().ControllerUnpublishVolume(unpubReq(id, node), ctx());
       assert.deepEqual(await attachmentsOf(id), []);
       await deleteAndCheck(id);

@@ -245,7 +245,8 @@ function tail(file: string, n: number): string {
   }
 }
 
-async function cinderAt(endpoint: string) {
+/** A Cinder client (noauth, admin) at `endpoint`: the lab itself, or a proxy in front of it. */
+export async function cinderAt(endpoint: string) {
   const config = labConfig('noauth');
   config.endpointOverride = endpoint;
   const os = new OpenStackSession({ config, logger: silentLogger() });
