@@ -306,6 +306,7 @@ async function buildController(
       driverName: flags.driverName,
       clusterVolumes: { filters: { metadata: { [META.cluster]: flags.clusterId } } },
       attachmentHostMetadataPrefix: META.attachmentPrefix,
+      publishIntentMetadataKey: META.publishIntent,
       graceMs: flags.reconcileGraceSeconds * 1000,
       dryRun: flags.reconcileDryRun,
       logger,

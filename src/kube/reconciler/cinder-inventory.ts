@@ -13,6 +13,7 @@ import type {
 type Cinder = StaleAttachmentReconcilerOptions['cinder'];
 
 export const DEFAULT_ATTACHMENT_HOST_PREFIX = 'cinder.csi.dev.attachment.';
+export const DEFAULT_PUBLISH_INTENT_KEY = 'cinder.csi.dev.publishing';
 
 /** This cluster's volumes by id: the selector's server-side filter, then its final check. */
 export async function listClusterVolumes(
@@ -30,13 +31,15 @@ export async function listClusterVolumes(
 
 /**
  * Attachments of the given volumes: the attachments API (every state) joined with their host:
- * the volume's `attachments` (completed ones) or the controller's metadata record.
+ * the volume's `attachments` (completed ones), the controller's metadata record, or, for one no
+ * record names, the controller's publish intent on the volume (the node its POST was for).
  */
 export async function cinderAttachments(
   cinder: Cinder,
   volumes: Map<string, Volume>,
   prefix: string,
   signal: AbortSignal,
+  intentKey = DEFAULT_PUBLISH_INTENT_KEY,
 ): Promise<CinderAttachmentView[]> {
   if (volumes.size === 0) return [];
   const hostOf = new Map<string, string>();
@@ -64,7 +67,7 @@ export async function cinderAttachments(
       out.set(a.id, {
         attachmentId: a.id,
         volumeId: a.volume_id,
-        host: hostOf.get(a.id) ?? a.host ?? undefined,
+        host: hostOf.get(a.id) ?? a.host ?? (volumes.get(a.volume_id)?.metadata?.[intentKey] || undefined),
       });
     }
   }

@@ -4,6 +4,7 @@ import { WatchCache } from '../watch-cache.ts';
 import {
   cinderAttachments,
   DEFAULT_ATTACHMENT_HOST_PREFIX,
+  DEFAULT_PUBLISH_INTENT_KEY,
   dropHostRecord,
   listClusterVolumes,
 } from './cinder-inventory.ts';
@@ -27,8 +28,10 @@ import type { ReconcileAction, ReconcileResult, StaleAttachmentReconcilerOptions
  *    has its VolumeAttachment in the (later) Kubernetes listing;
  *  - an attachment is live when a VolumeAttachment of this driver for the same volume is on an
  *    existing Node whose name or published connector host equals the attachment's host, or
- *    whose status.attachmentMetadata names the attachment id; when the attachment's host is
- *    unknown (not yet attached), any VolumeAttachment of the volume on an existing Node keeps it;
+ *    whose status.attachmentMetadata names the attachment id. The host is Cinder's (completed
+ *    attachments), else the controller's record, else, for an attachment no record names, the
+ *    controller's publish intent on the volume (the node the lost/unrecorded POST was for); when
+ *    none of them tells the host, any VolumeAttachment of the volume on an existing Node keeps it;
  *  - an attachment must be found stale in passes spanning at least `graceMs` before it is deleted;
  *  - a pass whose Kubernetes listing fails deletes nothing.
  *
@@ -148,7 +151,13 @@ export class StaleAttachmentReconciler {
     this.stats.passes++;
     // 1. Cinder first (see the class comment for why the order matters)
     const volumes = await listClusterVolumes(cinder, this.#o.clusterVolumes, signal);
-    const attachments = await cinderAttachments(cinder, volumes, this.#prefix, signal);
+    const attachments = await cinderAttachments(
+      cinder,
+      volumes,
+      this.#prefix,
+      signal,
+      this.#o.publishIntentMetadataKey ?? DEFAULT_PUBLISH_INTENT_KEY,
+    );
     const result: ReconcileResult = { examined: attachments.length, live: 0, actions: [] };
     if (attachments.length === 0) {
       this.#staleSince.clear();

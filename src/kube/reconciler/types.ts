@@ -59,6 +59,17 @@ export interface StaleAttachmentReconcilerOptions {
    * `cinder.csi.dev.attachment.`.
    */
   attachmentHostMetadataPrefix?: string;
+  /**
+   * The volume metadata key `<key>` = node name that the controller writes *before*
+   * `POST /attachments` (META.publishIntent). An attachment no record or host names, of a volume
+   * with this key, is the one that POST created (its answer lost, or the controller died before
+   * recording it): it is that node's, as for ControllerPublish/Unpublish (publish.ts). The
+   * reconciler judges it by that node like any other attachment, and leaves the key itself to
+   * the controller (a publish of the volume may be writing it right now; the next publish,
+   * unpublish or delete drops an intent nothing unrecorded is left of). Default
+   * `cinder.csi.dev.publishing`.
+   */
+  publishIntentMetadataKey?: string;
   /** Clock, for tests. */
   now?(): number;
 }

@@ -8,10 +8,15 @@
  *   orphan   on node A, completed, VolumeAttachment created then deleted → deleted after the grace period
  *   deadnode on node B, reserved (not completed), VolumeAttachment present, Node B deleted → deleted
  *   foreign  on node A, another cluster's marker, no VolumeAttachment   → never touched
+ *   unrecorded  for node A by the publish intent only (`cinder.csi.dev.publishing`: the POST's answer
+ *            was lost, no record), not completed; the volume's only VolumeAttachment is on node C
+ *            (the pod moved on; A's VolumeAttachment went without an unpublish) → deleted: it is
+ *            A's, and it would block C's publish for ever (not multiattach)
  * Everything is named with RUN and removed afterwards. Skips when the API server or the lab is absent.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { connectorAnnotationKey, encodeConnectorAnnotation } from '../../../src/kube/connector-annotation.ts';
 import { createKubeApi, type KubeApi } from '../../../src/kube/kube-api.ts';
 import { type ReconcileAction, StaleAttachmentReconciler } from '../../../src/kube/reconciler.ts';
 import { CinderClient } from '../../../src/openstack/cinder.ts';
@@ -34,8 +39,10 @@ const CLUSTER_KEY = 'cinder.csi.dev/cluster';
 const HOST_PREFIX = 'cinder.csi.dev.attachment.';
 const NODE_A = `${RUN}-a`;
 const NODE_B = `${RUN}-b`;
+const NODE_C = `${RUN}-c`;
+const INTENT_KEY = 'cinder.csi.dev.publishing';
 const GRACE_MS = 1500;
-const NAMES = ['live', 'orphan', 'deadnode', 'foreign'] as const;
+const NAMES = ['live', 'orphan', 'deadnode', 'foreign', 'unrecorded'] as const;
 type Name = (typeof NAMES)[number];
 
 let lab: KubeLab;
@@ -56,7 +63,13 @@ const connector = (node: string): HostConnector => ({
   do_local_attach: false,
 });
 
-async function attachedVolume(name: Name, node: string, complete: boolean, cluster = RUN) {
+async function attachedVolume(
+  name: Name,
+  node: string,
+  complete: boolean,
+  cluster = RUN,
+  record: 'record' | 'intent only' = 'record',
+) {
   const v = await cinder.createVolume({
     size: 1,
     name: `${RUN}-${name}`,
@@ -64,8 +77,9 @@ async function attachedVolume(name: Name, node: string, complete: boolean, clust
     metadata: { [CLUSTER_KEY]: cluster },
   });
   await cinder.waitForVolume(v.id, { target: ['available'], signal: AbortSignal.timeout(60_000) });
+  if (record === 'intent only') await cinder.setVolumeMetadata(v.id, { [INTENT_KEY]: node });
   const att = await cinder.createAttachment({ volume_uuid: v.id, connector: connector(node), mode: 'rw' });
-  await cinder.setVolumeMetadata(v.id, { [`${HOST_PREFIX}${att.id}`]: node });
+  if (record === 'record') await cinder.setVolumeMetadata(v.id, { [`${HOST_PREFIX}${att.id}`]: node });
   if (complete) await cinder.completeAttachment(att.id);
   vol[name] = { id: v.id, attachmentId: att.id };
 }
@@ -131,8 +145,15 @@ describe('stale-attachment reconciler on the lab Cinder and a real kube-apiserve
     cinder = new CinderClient({ session: os.session!, logger: silentLogger() });
     await applyManifests(lab.kc!, RBAC_YAML);
     controllerApi = await createKubeApi({ kubeconfig: await lab.serviceAccountKubeconfig(CONTROLLER_SA) });
-    for (const node of [NODE_A, NODE_B]) {
-      await lab.core!.createNode({ body: { metadata: { name: node } } });
+    for (const node of [NODE_A, NODE_B, NODE_C]) {
+      // node C runs the node plugin: its connector is published (so its host is known)
+      const annotations =
+        node === NODE_C
+          ? { [connectorAnnotationKey(DRIVER)]: encodeConnectorAnnotation(connector(node)) }
+          : undefined;
+      await lab.core!.createNode({
+        body: { metadata: { name: node, ...(annotations ? { annotations } : {}) } },
+      });
       k8sCleanup.push(() => ignore404(lab.core!.deleteNode({ name: node })));
     }
     await Promise.all([
@@ -140,10 +161,12 @@ describe('stale-attachment reconciler on the lab Cinder and a real kube-apiserve
       attachedVolume('orphan', NODE_A, true),
       attachedVolume('deadnode', NODE_B, false),
       attachedVolume('foreign', NODE_A, true, `${RUN}-other-cluster`),
+      attachedVolume('unrecorded', NODE_A, false, RUN, 'intent only'),
     ]);
     await pvAndVa('live', NODE_A);
     await pvAndVa('orphan', NODE_A);
     await pvAndVa('deadnode', NODE_B);
+    await pvAndVa('unrecorded', NODE_C);
     // the orphan's VolumeAttachment disappears without ControllerUnpublishVolume (force-deleted)
     await lab.storage!.deleteVolumeAttachment({ name: `${RUN}-orphan` });
     // node B is removed from the cluster with its VolumeAttachment still there
@@ -184,13 +207,14 @@ describe('stale-attachment reconciler on the lab Cinder and a real kube-apiserve
     const actions: ReconcileAction[] = [];
     const before = await attachmentIds();
     const res = await reconciler({ dryRun: true, graceMs: 0, actions }).runOnce();
-    assert.equal(res.examined, 3, "only this cluster's three attachments are examined");
+    assert.equal(res.examined, 4, "only this cluster's four attachments are examined");
     assert.equal(res.live, 1);
     assert.deepEqual(
       actions.map((a) => [a.action, a.attachmentId, a.reason]).sort(),
       [
         ['would-delete', vol.deadnode.attachmentId, 'node-deleted'],
         ['would-delete', vol.orphan.attachmentId, 'volumeattachment-missing'],
+        ['would-delete', vol.unrecorded.attachmentId, 'volumeattachment-missing'],
       ].sort(),
     );
     assert.deepEqual(await attachmentIds(), before);
@@ -204,7 +228,7 @@ describe('stale-attachment reconciler on the lab Cinder and a real kube-apiserve
     await r.runOnce();
     assert.deepEqual(
       actions.map((a) => a.action),
-      ['pending', 'pending'],
+      ['pending', 'pending', 'pending'],
       'first sighting only starts the grace clock',
     );
     let ids = await attachmentIds();
@@ -219,6 +243,7 @@ describe('stale-attachment reconciler on the lab Cinder and a real kube-apiserve
       [
         ['deleted', vol.deadnode.id, `${RUN}-deadnode`],
         ['deleted', vol.orphan.id, `${RUN}-orphan`],
+        ['deleted', vol.unrecorded.id, `${RUN}-unrecorded`],
       ].sort(),
     );
     assert.equal(res.live, 1);
@@ -228,6 +253,12 @@ describe('stale-attachment reconciler on the lab Cinder and a real kube-apiserve
     assert.ok(ids.has(vol.foreign.attachmentId), "other cluster's attachment untouched");
     assert.ok(!ids.has(vol.orphan.attachmentId), 'orphaned attachment deleted');
     assert.ok(!ids.has(vol.deadnode.attachmentId), "dead node's attachment deleted");
+    assert.ok(!ids.has(vol.unrecorded.attachmentId), "node A's unrecorded attachment deleted");
+    assert.equal(
+      actions.find((a) => a.volumeId === vol.unrecorded.id)?.host,
+      NODE_A,
+      "judged as the intent's node",
+    );
     const orphan = await cinder.getVolume(vol.orphan.id);
     assert.equal(
       orphan.metadata[`${HOST_PREFIX}${vol.orphan.attachmentId}`],
@@ -241,7 +272,11 @@ describe('stale-attachment reconciler on the lab Cinder and a real kube-apiserve
     const ours = events.items.filter(
       (e) => e.involvedObject?.name?.startsWith(RUN) && e.reason === 'StaleAttachmentDeleted',
     );
-    assert.deepEqual(ours.map((e) => e.involvedObject.name).sort(), [`${RUN}-deadnode`, `${RUN}-orphan`]);
+    assert.deepEqual(ours.map((e) => e.involvedObject.name).sort(), [
+      `${RUN}-deadnode`,
+      `${RUN}-orphan`,
+      `${RUN}-unrecorded`,
+    ]);
     assert.match(
       ours.find((e) => e.involvedObject.name === `${RUN}-orphan`)?.message ?? '',
       new RegExp(vol.orphan.attachmentId),

@@ -29,7 +29,7 @@ const CONNECTOR = {
 /** Upper bound for one wait on the lab (create is ~0.5 s; rbd clones up to ~1.3 s). */
 const WAIT_MS = 60_000;
 const wait = () => AbortSignal.timeout(WAIT_MS);
-/** cinder-backup reads and compresses the whole volume, one backup after another: give it room. */
+/** cinder-backup reads and checksums the whole volume, one backup after another: give it room. */
 const BACKUP_WAIT_MS = 300_000;
 const backupWait = () => AbortSignal.timeout(BACKUP_WAIT_MS);
 
