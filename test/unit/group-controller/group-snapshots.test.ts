@@ -16,24 +16,12 @@ import {
   LOOKUP_CONCURRENCY,
   MAX_GROUP_SNAPSHOT_VOLUMES,
 } from '../../../src/csi/group-controller/source-volumes.ts';
-import type { RpcContext } from '../../../src/csi/rpc.ts';
 import type { CinderApi } from '../../../src/openstack/cinder-api.ts';
-import { createLogger } from '../../../src/util/logger.ts';
 import { rejectsWith } from '../../support/csi-errors.ts';
+import { ctx, logger } from '../controller/helpers.ts';
 import { FakeGroupCinder, type FakeGroupCinderOptions } from './fake-group-cinder.ts';
 
-const logger = createLogger({ level: 'silent' });
 const CLUSTER = 'unit-cluster';
-
-function ctx(timeoutMs?: number): RpcContext {
-  const signal = timeoutMs === undefined ? new AbortController().signal : AbortSignal.timeout(timeoutMs);
-  return {
-    signal,
-    deadline: timeoutMs === undefined ? undefined : Date.now() + timeoutMs,
-    requestId: 'test',
-    log: logger,
-  };
-}
 
 function setup(
   opts: FakeGroupCinderOptions = {},

@@ -24,6 +24,14 @@ import { AbortedError } from '../../../src/util/abort.ts';
 import { createLogger, silentLogger } from '../../../src/util/logger.ts';
 import { type FakeKeystone, FaultServer } from '../../support/fault-server.ts';
 
+/** The [BlockStorage] defaults (nothing of it matters to the session). */
+const BLOCK_STORAGE = {
+  nodeVolumeAttachLimit: 256,
+  rescanOnResize: false,
+  ignoreVolumeAZ: false,
+  ignoreVolumeMicroversion: false,
+};
+
 describe('buildAuthRequest', () => {
   const pw: AuthConfig = { type: 'password', password: 'pw' };
 
@@ -197,12 +205,7 @@ describe('OpenStackSession (Keystone)', () => {
     region: 'R1',
     interface: 'public',
     tls: { insecure: false },
-    blockStorage: {
-      nodeVolumeAttachLimit: 256,
-      rescanOnResize: false,
-      ignoreVolumeAZ: false,
-      ignoreVolumeMicroversion: false,
-    },
+    blockStorage: BLOCK_STORAGE,
     sources: {},
     ...top,
   });
@@ -405,12 +408,7 @@ describe('OpenStackSession (noauth)', () => {
         interface: 'public',
         endpointOverride: endpointOverride || `${srv.url}/v3`,
         tls: { insecure: false },
-        blockStorage: {
-          nodeVolumeAttachLimit: 256,
-          rescanOnResize: false,
-          ignoreVolumeAZ: false,
-          ignoreVolumeMicroversion: false,
-        },
+        blockStorage: BLOCK_STORAGE,
         sources: {},
       },
       logger: silentLogger(),
