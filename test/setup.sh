@@ -4,12 +4,14 @@
 #  - the lab Cinder (test/lab-up.sh: Keystone API :8776 + noauth API :8786, fake/rbd/tgt backends);
 #  - a real kube-apiserver + etcd + kube-controller-manager + kube-scheduler (test/k8s/kube-lab.sh;
 #    built once from Debian's source package, ~10 min on 2 cores, then cached under
-#    /var/cache/cinder-csi/k8s).
+#    /var/cache/cinder-csi/k8s);
+#  - a real node of that API server (test/k8s/kube-node.sh: containerd with a private config and
+#    the kubelet built with the API server; pause and busybox images built here, nothing pulled).
 # Used by scripts/test.sh and scripts/demo.sh (the demo needs only the lab: --lab-only).
 #
 # Output: one line per step and its result, a heartbeat line at least every 15 s on long steps
 # (what runs, for how long, the full log's path); full logs in /var/log/cinder-csi (set-up),
-# /var/log/cinder-lab (the lab) and /var/log/kube-lab (the API server).
+# /var/log/cinder-lab (the lab), /var/log/kube-lab (the API server) and /var/log/kube-node (the node).
 set -euo pipefail
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 cd "$(dirname "$0")/.."
@@ -53,5 +55,7 @@ if [ "$lab_only" = 0 ]; then
   progress_wait "kube-lab install (background build; cached after the first run)" "$kube_log" "$kube_install" ||
     { step "kube-apiserver install failed (log: $kube_log)" >&2; exit 1; }
   bash test/k8s/kube-lab.sh up 2>&1 | progress_filter "kube-lab up" /var/log/kube-lab
+  bash test/k8s/kube-node.sh install 2>&1 | progress_filter "kube-node install" /var/log/kube-node
+  bash test/k8s/kube-node.sh up 2>&1 | progress_filter "kube-node up" /var/log/kube-node
 fi
 step "ready in $(($(date +%s) - t0))s"
