@@ -30,6 +30,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { resetSocket } from './reset-socket.ts';
 
 export const FAULT_KINDS = ['http500', 'http503', 'drop', 'delay'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -211,7 +212,7 @@ export class FaultProxy {
 
     if ((await this.#opts.before?.(info)) === 'abort') {
       entry.note = 'aborted before forwarding';
-      req.socket.resetAndDestroy();
+      resetSocket(req.socket);
       return;
     }
     const eligible = this.#opts.eligible?.(info) ?? true;
@@ -242,16 +243,16 @@ export class FaultProxy {
       entry.status = upstream.status;
     } catch (err) {
       entry.note = `forward failed: ${(err as Error).message}`;
-      req.socket.resetAndDestroy();
+      resetSocket(req.socket);
       return;
     }
     if ((await this.#opts.after?.(info, upstream.status)) === 'abort') {
       entry.note = 'aborted after Cinder answered';
-      req.socket.resetAndDestroy();
+      resetSocket(req.socket);
       return;
     }
     if (fault === 'drop') {
-      req.socket.resetAndDestroy();
+      resetSocket(req.socket);
       return;
     }
     if (fault === 'delay') {

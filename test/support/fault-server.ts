@@ -16,6 +16,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { resetSocket } from './reset-socket.ts';
 
 export interface RecordedRequest {
   method: string;
@@ -256,7 +257,7 @@ export class FaultServer {
   async #respond(req: IncomingMessage, res: ServerResponse, action: FaultAction): Promise<void> {
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     if ('reset' in action) {
-      req.socket.resetAndDestroy();
+      resetSocket(req.socket);
       return;
     }
     if ('close' in action) {
