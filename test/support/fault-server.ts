@@ -76,6 +76,18 @@ export interface FakeKeystone {
   skewMs: number;
 }
 
+/** Keystone's answer to a missing, wrong or revoked credential. */
+const UNAUTHORIZED: FaultAction = {
+  status: 401,
+  body: {
+    error: {
+      code: 401,
+      title: 'Unauthorized',
+      message: 'The request you have made requires authentication.',
+    },
+  },
+};
+
 export class FaultServer {
   readonly requests: RecordedRequest[] = [];
   readonly #server: Server;
@@ -148,16 +160,7 @@ export class FaultServer {
       if (state.delayMs > 0) await new Promise((r) => setTimeout(r, state.delayMs));
       const body = req.json as { auth?: { identity?: { password?: { user?: { password?: string } } } } };
       if (body?.auth?.identity?.password?.user?.password !== state.password) {
-        return {
-          status: 401,
-          body: {
-            error: {
-              code: 401,
-              title: 'Unauthorized',
-              message: 'The request you have made requires authentication.',
-            },
-          },
-        };
+        return UNAUTHORIZED;
       }
       const tok = `tok-${state.issued.length + 1}`;
       state.issued.push(tok);
@@ -235,16 +238,7 @@ export class FaultServer {
         !isTokenRoute &&
         (typeof token !== 'string' || !this.#validTokens.has(token))
       ) {
-        action = {
-          status: 401,
-          body: {
-            error: {
-              code: 401,
-              title: 'Unauthorized',
-              message: 'The request you have made requires authentication.',
-            },
-          },
-        };
+        action = UNAUTHORIZED;
       } else if (typeof route.actions === 'function') {
         action = await route.actions(rec, route.hits);
       } else {

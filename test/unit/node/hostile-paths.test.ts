@@ -18,6 +18,20 @@ import { codeOf, ctx, mountCap, stageBlock, type World, withWorld } from './host
 function calls(svc: NodeServiceImpl, root: string, p: string) {
   const staging = path.join(root, 'staging', 'v1');
   const target = path.join(root, 'pods', 'pod1', 'v1');
+  const publish = (stagingPath: string, targetPath: string) =>
+    svc.NodePublishVolume(
+      {
+        volume_id: 'v1',
+        staging_target_path: stagingPath,
+        target_path: targetPath,
+        volume_capability: mountCap as never,
+        readonly: false,
+        publish_context: {},
+        secrets: {},
+        volume_context: {},
+      },
+      ctx(),
+    );
   return {
     stage: () =>
       svc.NodeStageVolume(
@@ -32,34 +46,8 @@ function calls(svc: NodeServiceImpl, root: string, p: string) {
         ctx(),
       ),
     unstage: () => svc.NodeUnstageVolume({ volume_id: 'v1', staging_target_path: p }, ctx()),
-    publishTarget: () =>
-      svc.NodePublishVolume(
-        {
-          volume_id: 'v1',
-          staging_target_path: staging,
-          target_path: p,
-          volume_capability: mountCap as never,
-          readonly: false,
-          publish_context: {},
-          secrets: {},
-          volume_context: {},
-        },
-        ctx(),
-      ),
-    publishStaging: () =>
-      svc.NodePublishVolume(
-        {
-          volume_id: 'v1',
-          staging_target_path: p,
-          target_path: target,
-          volume_capability: mountCap as never,
-          readonly: false,
-          publish_context: {},
-          secrets: {},
-          volume_context: {},
-        },
-        ctx(),
-      ),
+    publishTarget: () => publish(staging, p),
+    publishStaging: () => publish(p, target),
     unpublish: () => svc.NodeUnpublishVolume({ volume_id: 'v1', target_path: p }, ctx()),
     stats: () => svc.NodeGetVolumeStats({ volume_id: 'v1', volume_path: p, staging_target_path: '' }, ctx()),
     expand: () =>
