@@ -1,6 +1,11 @@
 /**
  * Start-up and idle memory of the driver process, against bare Node in the same run.
- *   node bench/startup.ts [--runs 7] [--program image|dist] [--node-flags '...'] [--modes node,controller,all]
+ *   node bench/startup.ts [--runs 7] [--program image|dist] [--node-flags '...'] [--modes node,controller,node+kube+metrics,...]
+ *
+ * A kind is a mode (node, controller, all), optionally with `+kube` (the lab's kube-apiserver through
+ * its admin kubeconfig, as in a cluster: the node publishes its connector, the controller watches
+ * Nodes and VolumeAttachments and runs the reconciler) and `+metrics` (the metrics server): the
+ * chart deploys both modes that way.
  *
  * `image` (default) runs bin/cinder-csi, the image's entrypoint: the esbuild bundle (scripts/bundle.sh)
  * with the image's V8 flags; `dist` runs the tsc output (`node dist/cli/main.js`). `--node-flags`
@@ -33,7 +38,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '7' },
     program: { type: 'string', default: 'image' },
     'node-flags': { type: 'string' },
-    modes: { type: 'string', default: 'node,controller,all' },
+    modes: { type: 'string', default: 'node,controller,node+kube+metrics,controller+kube+metrics' },
   },
 });
 const RUNS = Number(values.runs);
@@ -175,12 +180,23 @@ async function startBare(sock: string): Promise<Sample> {
   }
 }
 
-async function startDriver(mode: string, dir: string, sock: string): Promise<Sample> {
+/** The lab's admin kubeconfig (test/k8s/kube-lab.sh), for the `+kube` kinds. */
+const KUBECONFIG = '/var/lib/kube-lab/admin.kubeconfig';
+
+async function startDriver(kind: string, dir: string, sock: string): Promise<Sample> {
+  // `node+kube+metrics`: mode node, as deployed in a cluster (Kubernetes client, metrics server).
+  const [mode = 'node', ...extras] = kind.split('+');
+  const extra = [
+    ...(extras.includes('kube') ? ['--kubeconfig', KUBECONFIG, '--node-zone', 'bench'] : []),
+    ...(extras.includes('metrics') ? ['--metrics-address', '127.0.0.1:0'] : []),
+  ];
+  if (extras.includes('kube') && !existsSync(KUBECONFIG)) throw new Error(`${kind}: no ${KUBECONFIG}`);
   const t0 = performance.now();
   const child = spawn(
     program.cmd,
     [
       ...program.args,
+      ...extra,
       '--mode',
       mode,
       '--endpoint',
@@ -197,11 +213,11 @@ async function startDriver(mode: string, dir: string, sock: string): Promise<Sam
   let client: ReturnType<typeof csiClient> | undefined;
   try {
     // Dial only once the socket exists: an early dial waits out gRPC's reconnect backoff.
-    await waitFor(`${mode}: no socket`, t0, () => existsSync(sock), 2);
+    await waitFor(`${kind}: no socket`, t0, () => existsSync(sock), 2);
     const c = csiClient(`unix://${sock}`);
     client = c;
     await waitFor(
-      `${mode}: not ready`,
+      `${kind}: not ready`,
       t0,
       () =>
         c

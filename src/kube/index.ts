@@ -29,6 +29,7 @@ export {
   loadKubeConfig,
   toKubeApiError,
 } from './kube-api.ts';
+export { type NodeKubeApi, nodeKubeApi } from './node-api.ts';
 export {
   type ClusterVolumeSelector,
   type ReconcileAction,

@@ -7,12 +7,30 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { csiClient } from '../../support/csi-client.ts';
 import { labAvailable, labNoauth } from '../../support/lab.ts';
+import {
+  applyManifests,
+  eventually,
+  ignore404,
+  kubeLab,
+  NODE_SA,
+  RBAC_YAML,
+  runPrefix,
+} from '../kube/kube-lab.ts';
 
 const ROOT = new URL('../../..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'bundle-test-'));
@@ -48,6 +66,8 @@ async function withDriver(
   mode: string,
   env: NodeJS.ProcessEnv,
   fn: (c: ReturnType<typeof csiClient>) => Promise<void>,
+  extraArgs: string[] = [],
+  nodeId = 'bundle-test',
 ): Promise<void> {
   const sock = join(dir, `${mode}.sock`);
   for (const k of Object.keys(env)) if (k.startsWith('OS_CLOUD')) delete env[k];
@@ -59,9 +79,10 @@ async function withDriver(
       '--endpoint',
       `unix://${sock}`,
       '--node-id',
-      'bundle-test',
+      nodeId,
       '--state-dir',
       join(dir, 'state'),
+      ...extraArgs,
     ],
     {
       env: { ...env, PATH: `${join(process.execPath, '..')}:${process.env['PATH'] ?? ''}` },
@@ -123,6 +144,63 @@ describe('the bundled image program (no node_modules)', () => {
       const info = await c.call<{ node_id: string }>('Node', 'NodeGetInfo', {});
       assert.equal(info.node_id, 'bundle-test');
     });
+  });
+
+  test('node mode in a cluster: the light Kubernetes client publishes the connector, without the full client', async (t) => {
+    const lab = await kubeLab();
+    try {
+      if (lab.reason) return t.skip(lab.reason);
+      await applyManifests(lab.kc!, RBAC_YAML);
+      const node = runPrefix('bundle-node');
+      await lab.core!.createNode({
+        body: { metadata: { name: node, labels: { 'topology.kubernetes.io/zone': 'zone-b' } } },
+      });
+      try {
+        // The full client (@kubernetes/client-node) out of the bundle: node mode must not need it.
+        for (const f of readdirSync(join(dir, 'dist/bundle'))) {
+          const file = join(dir, 'dist/bundle', f);
+          if (readFileSync(file, 'utf8').includes('/api/v1/nodes/{name}')) renameSync(file, `${file}.away`);
+        }
+        const env: NodeJS.ProcessEnv = {
+          ...process.env,
+          OS_AUTH_TYPE: 'noauth',
+          OS_USER_ID: 'bundle-test',
+          OS_PROJECT_ID: '0123456789abcdef0123456789abcdef',
+          OS_ENDPOINT: 'http://127.0.0.1:9/v3',
+        };
+        const kubeconfig = await lab.serviceAccountKubeconfig(NODE_SA);
+        await withDriver(
+          'node',
+          env,
+          async (c) => {
+            const info = await c.call<{
+              node_id: string;
+              accessible_topology: { segments: Record<string, string> };
+            }>('Node', 'NodeGetInfo', {});
+            assert.equal(info.node_id, node);
+            assert.equal(Object.values(info.accessible_topology.segments)[0], 'zone-b');
+            await eventually(
+              'connector annotation',
+              async () => {
+                const a = (await lab.core!.readNode({ name: node })).metadata?.annotations ?? {};
+                return Object.keys(a).some((k) => k.endsWith('/connector'));
+              },
+              30_000,
+            );
+          },
+          ['--kubeconfig', kubeconfig],
+          node,
+        );
+      } finally {
+        for (const f of readdirSync(join(dir, 'dist/bundle'))) {
+          if (f.endsWith('.away'))
+            renameSync(join(dir, 'dist/bundle', f), join(dir, 'dist/bundle', f.slice(0, -5)));
+        }
+        await ignore404(lab.core!.deleteNode({ name: node }));
+      }
+    } finally {
+      lab.close();
+    }
   });
 
   test('all mode: ready only after a Cinder round trip; ListVolumes answers from the lab', async (t) => {
