@@ -208,8 +208,8 @@ import_images() {
   image_present "$BUSYBOX_IMAGE" || import_archive "$IMAGES/busybox.tar" "$BUSYBOX_IMAGE"
 }
 
-cmd_import_image() { # import-image NAME : from the project's buildah storage (test/image/lib.sh)
-  local name=${1:?image name, e.g. localhost/cinder-csi:test} tmp t0
+cmd_import_image() { # import-image NAME [AS] : from the project's buildah storage (test/image/lib.sh)
+  local name=${1:?image name, e.g. localhost/cinder-csi:test} as=${2:-${1:-}} tmp t0
   t0=$(now_s)
   is_running containerd || die "containerd is not running: run '$0 up'"
   # shellcheck source=test/image/lib.sh
@@ -218,15 +218,15 @@ cmd_import_image() { # import-image NAME : from the project's buildah storage (t
   tmp=$(mktemp -d)
   IMPORT_TMP=$tmp
   trap 'rm -rf "$IMPORT_TMP"' EXIT
-  progress_run "buildah push $name to an OCI archive" "$LOG/import-image.log" \
-    bash -c '. "$1/../image/lib.sh" && setup_storage && bh push --format oci "$2" "oci-archive:$3:$2"' \
-    _ "$HERE" "$name" "$tmp/image.tar" >&2 || die "buildah push failed (log: $LOG/import-image.log)"
-  progress_run "ctr images import $name" "$LOG/import-image.log" \
+  progress_run "buildah push $name to an OCI archive (as $as)" "$LOG/import-image.log" \
+    bash -c '. "$1/../image/lib.sh" && setup_storage && bh push --format oci "$2" "oci-archive:$3:$4"' \
+    _ "$HERE" "$name" "$tmp/image.tar" "$as" >&2 || die "buildah push failed (log: $LOG/import-image.log)"
+  progress_run "ctr images import $as" "$LOG/import-image.log" \
     ctr --address "$SOCK" --namespace k8s.io images import --snapshotter overlayfs "$tmp/image.tar" >&2 ||
     die "ctr images import failed (log: $LOG/import-image.log)"
-  image_present "$name" || die "imported, but containerd has no image $name (names: $(ctr_ images ls -q | paste -sd' '))"
+  image_present "$as" || die "imported, but containerd has no image $as (names: $(ctr_ images ls -q | paste -sd' '))"
   rm -rf "$tmp"
-  log "TIMING import-image $name: $(($(now_s) - t0))s"
+  log "TIMING import-image $name as $as: $(($(now_s) - t0))s"
 }
 
 # ---------------------------------------------------------------- up
@@ -288,15 +288,18 @@ stop_tasks() { # every container's task (CRI's containers and sandboxes alike) k
   ((n == 0)) || log "stopped $n container tasks"
 }
 
+our_mounts() { # mount points at or under the node's directories, deepest first (findmnt escapes)
+  findmnt -rn -o TARGET | awk -v a="$STATE" -v b="$RUN" '
+    $0 == a || index($0, a "/") == 1 || $0 == b || index($0, b "/") == 1' | sort -r
+}
+
 unmount_all() { # everything mounted under the node's directories, deepest first
   local m n=0
   while IFS= read -r m; do
     m=$(printf '%b' "$m")
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "could not unmount $m"
     n=$((n + 1))
-  done < <(findmnt -rn -o TARGET | awk -v a="$ROOT" -v b="$CTRD_ROOT" -v c="$RUN" -v d="$STATE" '
-    { for (i = 1; i <= 4; i++) { p = (i == 1 ? a : i == 2 ? b : i == 3 ? c : d)
-        if ($0 == p || index($0, p "/") == 1) { print; next } } }' | sort -r)
+  done < <(our_mounts)
   ((n == 0)) || log "unmounted $n mounts under $STATE and $RUN"
 }
 
@@ -322,6 +325,8 @@ cmd_down() {
     if kcurl /readyz >/dev/null 2>&1; then
       kcurl -X DELETE "/api/v1/nodes/$NODE" >/dev/null 2>&1 && log "deleted Node $NODE" || true
     fi
+    # never rm -rf through a mount (a volume still bind-mounted into a pod directory)
+    [[ -z $(our_mounts) ]] || die "not purging: still mounted under $STATE or $RUN: $(our_mounts | head -3 | paste -sd' ')"
     log "purging $STATE $RUN and the kubelet's pod logs"
     rm -rf "$STATE" "$RUN" "$POD_LOGS" /var/log/containers
   fi

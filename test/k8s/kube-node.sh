@@ -21,9 +21,10 @@
 #                              node's kubelet restarts); start-kubelet = up
 #   kube-node.sh status        processes, node condition, containers
 #   kube-node.sh env           KUBE_NODE_* variables (eval "$(kube-node.sh env)")
-#   kube-node.sh import-image NAME
+#   kube-node.sh import-image NAME [AS]
 #                              a buildah image (e.g. localhost/cinder-csi:test from
-#                              test/image/build.sh --keep) into the node's containerd
+#                              test/image/build.sh --keep) into the node's containerd, named AS
+#                              there (default NAME); pods use it with imagePullPolicy: Never
 #   kube-node.sh ctr ARGS...   ctr on the node's containerd, namespace k8s.io
 #
 # For whoever runs pods or a CSI plugin on this node (the values `env` prints; defaults):
@@ -239,7 +240,7 @@ lock() { # one install/up/down/... at a time (tests of several engineers may cal
 main() {
   local cmd=${1:-}; shift || true
   case $cmd in
-    install | up | down | stop-kubelet | start-kubelet | import-image) lock ;;
+    install | up | down | stop-kubelet | start-kubelet) lock ;;
   esac
   case $cmd in
     install) cmd_install "$@" ;;
@@ -251,7 +252,7 @@ main() {
     env) cmd_env "$@" ;;
     import-image) cmd_import_image "$@" ;;
     ctr) ctr_ "$@" ;;
-    *) die "usage: $0 install|up|down [--purge]|stop-kubelet|start-kubelet|status|env|import-image NAME|ctr ARGS..." ;;
+    *) die "usage: $0 install|up|down [--purge]|stop-kubelet|start-kubelet|status|env|import-image NAME [AS]|ctr ARGS..." ;;
   esac
 }
 main "$@"

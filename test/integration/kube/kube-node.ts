@@ -98,3 +98,24 @@ export function mountsUnder(dir: string): string[] {
     .map((l) => octal(l.split(' ')[4] ?? ''))
     .filter((m) => m === dir || m.startsWith(`${dir}/`));
 }
+
+/**
+ * Removes an image from the node's containerd, and the `sha256:<config>` reference the CRI keeps
+ * for it unless another named image has the same manifest (then that image still needs it).
+ */
+export async function removeNodeImage(env: KubeNodeEnv, name: string): Promise<void> {
+  const rows = async () =>
+    (await nodeCtr(env, 'images', 'ls'))
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(/\s+/))
+      .filter((r) => r.length > 2)
+      .map((r) => ({ ref: r[0] as string, digest: r[2] as string }));
+  const digest = (await rows()).find((r) => r.ref === name)?.digest;
+  if (!digest) return;
+  await nodeCtr(env, 'images', 'rm', name);
+  const same = (await rows()).filter((r) => r.digest === digest);
+  if (same.every((r) => r.ref.startsWith('sha256:'))) {
+    for (const r of same) await nodeCtr(env, 'images', 'rm', r.ref);
+  }
+}
