@@ -195,7 +195,8 @@ start_bg() {
   mkdir -p "$RUN" "$LOG"
   log "starting $name"
   echo "===== $(date -Is) $*" >>"$LOG/$name.out"
-  setsid "$@" >>"$LOG/$name.out" 2>&1 </dev/null &
+  # 8>&-: the daemon must not inherit the lock of this script (flock, below)
+  setsid "$@" 8>&- >>"$LOG/$name.out" 2>&1 </dev/null &
   pid=$!
   echo "$pid $(proc_start "$pid")" >"$RUN/$name.pid"
 }

@@ -19,6 +19,8 @@ export const KUBE_NODE = join(REPO, 'test/k8s/kube-node.sh');
 export interface KubeNodeEnv {
   name: string;
   kubeletRoot: string;
+  /** pid files (containerd.pid, kubelet.pid: "PID STARTTIME") and containerd's state */
+  run: string;
   containerdSocket: string;
   podLogs: string;
   busyboxImage: string;
@@ -37,6 +39,7 @@ export async function kubeNodeEnv(): Promise<KubeNodeEnv> {
   return {
     name: get('KUBE_NODE_NAME'),
     kubeletRoot: get('KUBE_NODE_KUBELET_ROOT'),
+    run: get('KUBE_NODE_RUN'),
     containerdSocket: get('KUBE_NODE_CONTAINERD_SOCKET'),
     podLogs: get('KUBE_NODE_POD_LOGS'),
     busyboxImage: get('KUBE_NODE_BUSYBOX_IMAGE'),

@@ -7,7 +7,7 @@
  * directory, log directory).
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -54,6 +54,21 @@ describe('kube-node: a real kubelet and containerd as a node of the lab API serv
     assert.equal(n.metadata?.labels?.['kubernetes.io/hostname'], node!.name);
     assert.match(n.status?.nodeInfo?.containerRuntimeVersion ?? '', /^containerd:\/\/1\.6\./);
     assert.match(n.status?.nodeInfo?.kubeletVersion ?? '', /^v1\.20\./);
+  });
+
+  test("the daemons do not hold kube-node.sh's lock (a second `up` would wait for it)", async (t) => {
+    if (skip.reason) return t.skip(skip.reason);
+    for (const name of ['containerd', 'kubelet']) {
+      const pid = readFileSync(join(node!.run, `${name}.pid`), 'utf8').split(' ')[0]!;
+      const fds = readdirSync(`/proc/${pid}/fd`).map((fd) => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`);
+        } catch {
+          return '';
+        }
+      });
+      assert.ok(!fds.includes('/run/lock/kube-node.lock'), `${name} (pid ${pid}) holds the lock`);
+    }
   });
 
   test('a hostNetwork pod of the busybox image runs, logs, completes; deleting it leaves nothing', async (t) => {
