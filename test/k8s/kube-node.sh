@@ -45,7 +45,8 @@
 #                              runtime report the network ready; pod networking is not set up);
 #                              the kubelet makes its root dir rshared itself (mount propagation)
 #                              e.g. (admin kubeconfig of `kube-lab.sh env`; the namespace's default
-#                              ServiceAccount must exist before a pod can be created in it):
+#                              ServiceAccount and its token Secret (.secrets) must exist before a
+#                              pod can be created in it, or automountServiceAccountToken: false):
 #                                spec: {nodeSelector: {kubernetes.io/hostname: kube-lab-node},
 #                                  hostNetwork: true, restartPolicy: Never, containers: [{name: c,
 #                                  image: localhost/kube-node/busybox:1, imagePullPolicy: Never,

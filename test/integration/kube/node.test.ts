@@ -76,12 +76,13 @@ describe('kube-node: a real kubelet and containerd as a node of the lab API serv
     const core = lab!.core!;
     const env = node!;
     await core.createNamespace({ body: { metadata: { name: RUN } } });
-    // the ServiceAccount admission plugin needs the namespace's default ServiceAccount
+    // the ServiceAccount admission plugin (1.20) needs the namespace's default ServiceAccount and
+    // its token Secret (the token controller adds it a moment after the ServiceAccount)
     await eventually(
-      'the default ServiceAccount',
+      'the default ServiceAccount and its token',
       () =>
         core.readNamespacedServiceAccount({ namespace: RUN, name: 'default' }).then(
-          () => true,
+          (sa) => (sa.secrets?.length ?? 0) > 0,
           () => false,
         ),
       60_000,
