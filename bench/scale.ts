@@ -129,7 +129,7 @@ async function resetToError(id: string): Promise<void> {
     .catch(() => {});
 }
 
-/** A volume `creating` for longer than this is stuck: reset to `error`, then deleted. */
+/** A volume `creating` (or `deleting`) for longer than this is stuck: reset to `error`, then deleted. */
 const STUCK_MS = 300_000;
 
 /** Deletes the attachments and volumes of one run (or of every scale-bench run); bounded. */
@@ -154,7 +154,9 @@ async function purge(prefix: string | undefined, limitMs: number): Promise<numbe
       for (const a of atts) await cinder.deleteAttachment(a.id).catch(() => {});
     });
     const stuck = left.filter(
-      (v) => v.status === 'creating' && Date.now() - Date.parse(`${v.created_at}Z`) > STUCK_MS,
+      (v) =>
+        (v.status === 'creating' && Date.now() - Date.parse(`${v.created_at}Z`) > STUCK_MS) ||
+        (v.status === 'deleting' && Date.now() - Date.parse(`${v.updated_at ?? v.created_at}Z`) > STUCK_MS),
     );
     await pool(stuck, (v) => resetToError(v.id));
     const deletable = left.filter(
