@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { inspect } from 'node:util';
+import { loadCloudConfig } from '../../../src/config/load.ts';
 import { ConfigError } from '../../../src/config/types.ts';
 
 /** A value planted as password / secret / token in every error path; it must never be printed. */
@@ -75,3 +76,17 @@ export function passwordConf(extra = '', blockStorage = ''): string {
 
 /** A clean environment (no OS_* leaking in from the test runner's shell). */
 export const NO_ENV: NodeJS.ProcessEnv = Object.freeze({});
+
+/** A writer of numbered cloud.conf files in `tmp`: each call returns the file and a loader for it. */
+export function confFiles(tmp: TempDir): (text: string) => { file: string; load: () => unknown } {
+  let n = 0;
+  return (text) => {
+    const file = tmp.write(`c${++n}.conf`, text);
+    return { file, load: () => loadCloudConfig({ files: [file], env: NO_ENV, configDirs: [] }) };
+  };
+}
+
+/** A cloud.conf of `lines` in [Global] and `blockStorage` in [BlockStorage]. */
+export function global(lines: string[], blockStorage: string[] = []): string {
+  return ['[Global]', ...lines, '[BlockStorage]', ...blockStorage, ''].join('\n');
+}
