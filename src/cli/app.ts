@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CloudConfig } from '../config/types.ts';
 import type { CsiError } from '../csi/errors.ts';
@@ -36,7 +37,9 @@ export async function buildDriver(flags: Flags, logger: Logger): Promise<Driver>
   const useKube = flags.kubeconfig !== undefined || process.env['KUBERNETES_SERVICE_HOST'] !== undefined;
 
   // Configuration: validated now; a bad file stops the driver with the file, section and key.
-  const { CloudConfigSource, describeConfig } = await import('../config/index.ts');
+  const { CloudConfigSource, describeConfig, preloadYaml } = await import('../config/index.ts');
+  // A clouds.yaml will be read (OS_CLOUD, or a cloud.conf with use-clouds): load the parser now.
+  if (process.env['OS_CLOUD'] || flags.cloudConfig.some((f) => mentionsClouds(f))) await preloadYaml();
   const configSource = new CloudConfigSource({ files: flags.cloudConfig, log: logger });
   const config: CloudConfig = configSource.load();
   logger.info({ config: describeConfig(config), files: configSource.files }, 'cloud configuration loaded');
@@ -343,6 +346,15 @@ const NODE_OPS: Record<string, import('../metrics/index.ts').NodeOp> = {
   'Node/NodeUnpublishVolume': 'unpublish',
   'Node/NodeExpandVolume': 'expand',
 };
+
+/** True when a cloud.conf file (unreadable: false; the load reports it) mentions use-clouds. */
+function mentionsClouds(file: string): boolean {
+  try {
+    return /use-clouds/i.test(readFileSync(file, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 export function topologyKey(driverName: string): string {
   return `topology.${driverName}/zone`;

@@ -38,6 +38,19 @@ function yaml(): typeof Yaml {
   return yamlModule;
 }
 
+/**
+ * Loads the YAML parser ahead of a synchronous load that will read a clouds.yaml. Needed in the
+ * image: its bundle has no node_modules, so only a dynamic import (which the bundler follows) finds
+ * `yaml`; the `require` above serves the sources (tests).
+ */
+export async function preloadYaml(): Promise<void> {
+  if (yamlModule) return;
+  const m = await import('yaml');
+  // (the bundle may hand a CommonJS module over as `default` only)
+  const maybe = m as Partial<typeof Yaml> & { default?: typeof Yaml };
+  yamlModule = (typeof maybe.parse === 'function' ? m : maybe.default) as typeof Yaml;
+}
+
 /** Top-level keys of a cloud entry. */
 const CLOUD_KEYS: Readonly<Record<string, SettingName>> = {
   auth_type: 'authType',

@@ -1,4 +1,5 @@
 /** Public API of the configuration layer. */
+export { preloadYaml } from './clouds-yaml.ts';
 export { describeConfig } from './describe.ts';
 export {
   type CloudConfigOptions,

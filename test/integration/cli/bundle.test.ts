@@ -16,6 +16,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,9 +69,11 @@ async function withDriver(
   fn: (c: ReturnType<typeof csiClient>) => Promise<void>,
   extraArgs: string[] = [],
   nodeId = 'bundle-test',
+  extraEnv: NodeJS.ProcessEnv = {},
 ): Promise<void> {
   const sock = join(dir, `${mode}.sock`);
   for (const k of Object.keys(env)) if (k.startsWith('OS_CLOUD')) delete env[k];
+  Object.assign(env, extraEnv);
   const child = spawn(
     program,
     [
@@ -144,6 +147,28 @@ describe('the bundled image program (no node_modules)', () => {
       const info = await c.call<{ node_id: string }>('Node', 'NodeGetInfo', {});
       assert.equal(info.node_id, 'bundle-test');
     });
+  });
+
+  test('node mode configured by a clouds.yaml (OS_CLOUD): the YAML parser is inside the bundle', async () => {
+    const clouds = join(dir, 'clouds.yaml');
+    writeFileSync(
+      clouds,
+      'clouds:\n  lab:\n    auth_type: noauth\n    auth:\n      endpoint: http://127.0.0.1:9/v3\n      project_id: 0123456789abcdef0123456789abcdef\n      user_id: bundle-test\n',
+    );
+    const env: NodeJS.ProcessEnv = { ...process.env, OS_CLIENT_CONFIG_FILE: clouds };
+    for (const k of Object.keys(env)) if (k.startsWith('OS_')) delete env[k];
+    env['OS_CLIENT_CONFIG_FILE'] = clouds;
+    await withDriver(
+      'node',
+      env,
+      async (c) => {
+        const info = await c.call<{ node_id: string }>('Node', 'NodeGetInfo', {});
+        assert.equal(info.node_id, 'bundle-test');
+      },
+      [],
+      'bundle-test',
+      { OS_CLOUD: 'lab' },
+    );
   });
 
   test('node mode in a cluster: the light Kubernetes client publishes the connector, without the full client', async (t) => {
