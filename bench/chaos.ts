@@ -14,6 +14,7 @@
  */
 import { parseArgs } from 'node:util';
 import { EXCLUDED_OPS } from '../test/support/chaos/excluded.ts';
+import { RARE_POINTS } from '../test/support/chaos/kills.ts';
 import {
   type ChaosOptions,
   type ChaosReport,
@@ -67,13 +68,14 @@ const runs: ChaosOptions[] =
           operations: Number(values.ops ?? 100),
           faultRate: Number(values.rate ?? (values.kills ? 0 : 0.1)),
           killRounds: Number(values.kills ?? 0),
+          killFocus: RARE_POINTS,
           ...common,
         },
       ]
     : [
         { seed, operations: 1000, faultRate: 0.1, ...common },
         { seed: seed + 1, operations: 300, faultRate: 0.3, ...common },
-        { seed: seed + 2, operations: 15, faultRate: 0, killRounds: 50, ...common },
+        { seed: seed + 2, operations: 15, faultRate: 0, killRounds: 50, killFocus: RARE_POINTS, ...common },
       ];
 
 let bad = 0;

@@ -33,3 +33,19 @@ export function int64(value: string | number | null | undefined): bigint {
 export function toInt64(value: bigint | number): string {
   return typeof value === 'bigint' ? value.toString() : BigInt(Math.trunc(value)).toString();
 }
+
+/** Bound of a create request the caller may no longer wait for (the HTTP client's own are shorter). */
+const CREATE_BOUND_MS = 120_000;
+
+/**
+ * The signal of a request that creates something in Cinder (POST /volumes, /snapshots, /backups,
+ * /attachments, /groups, /group_snapshots): deliberately not the caller's. A caller that gives up
+ * (deadline, cancel) must not abandon a POST that Cinder may still carry out: the handler would
+ * return, free its name lock, and the retry, not finding the object yet, would create a second
+ * one (seen in the crash suite on the loaded lab: CreateVolume and its retry 5 s apart, two
+ * volumes of one name). So the handler waits for Cinder's answer (retries meanwhile get ABORTED
+ * "in progress"), bounded by the HTTP client's timeouts; what follows uses the caller's signal.
+ */
+export function createSignal(): AbortSignal {
+  return AbortSignal.timeout(CREATE_BOUND_MS);
+}

@@ -28,7 +28,7 @@ import {
   unavailable,
 } from '../errors.ts';
 import type * as csi from '../generated/csi/v1/index.ts';
-import type { RpcContext } from '../rpc.ts';
+import { createSignal, type RpcContext } from '../rpc.ts';
 import { type Controller, lockKey, META, withLocks } from './context.ts';
 import { sizeGiB, toCsiVolume } from './convert.ts';
 import {
@@ -87,7 +87,7 @@ export async function createVolume(
       if (source?.backup_id) body.backup_id = source.backup_id;
 
       const startedAt = Date.now();
-      const created = await c.cinder.createVolume(body, { signal: ctx.signal });
+      const created = await c.cinder.createVolume(body, { signal: createSignal() });
       ctx.log.info(
         { volumeId: created.id, size, type: plan.type, zone: plan.zone },
         'CreateVolume: Cinder volume created',

@@ -69,7 +69,7 @@ import { fromCloudError } from '../cloud-errors.ts';
 import { isNoConnectorError } from '../connector-source.ts';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, unavailable } from '../errors.ts';
 import type * as csi from '../generated/csi/v1/index.ts';
-import type { RpcContext } from '../rpc.ts';
+import { createSignal, type RpcContext } from '../rpc.ts';
 import {
   dropKeys,
   ownedBy,
@@ -186,7 +186,7 @@ export async function controllerPublishVolume(
             connector,
             ...(mode === 'ro' || c.cinder.supports('3.54') ? { mode } : {}),
           },
-          { signal: ctx.signal },
+          { signal: createSignal() },
         );
         await recordOwner(c, volumeId, [att.id], nodeId, ctx.signal);
         await dropKeys(c, volumeId, [META.publishIntent], ctx.signal);

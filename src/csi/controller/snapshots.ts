@@ -29,7 +29,7 @@ import {
   unavailable,
 } from '../errors.ts';
 import type * as csi from '../generated/csi/v1/index.ts';
-import type { RpcContext } from '../rpc.ts';
+import { createSignal, type RpcContext } from '../rpc.ts';
 import { BACKUP_ID_PREFIX, type Controller, lockKey, META, softDeadline, withLocks } from './context.ts';
 import { backupToCsiSnapshot, toCsiSnapshot } from './convert.ts';
 import { checkName, cinderName, hasMarker, markerMetadata, markerValue } from './identity.ts';
@@ -120,7 +120,7 @@ async function createPlainSnapshot(
         force: v.status === 'in-use' ? true : undefined,
         metadata: { ...params.metadata, ...markerMetadata(req.name, c.clusterId) },
       },
-      { signal: ctx.signal },
+      { signal: createSignal() },
     );
     ctx.log.info({ snapshotId: s.id, volumeId: v.id }, 'CreateSnapshot: Cinder snapshot created');
   }
@@ -252,7 +252,7 @@ async function createBackupSnapshot(
         force: v.status === 'in-use' ? true : undefined,
         metadata: { [META.backupOf]: markerValue(req.name), [META.cluster]: c.clusterId },
       },
-      { signal: ctx.signal },
+      { signal: createSignal() },
     );
     // Without its temporary snapshot there is no backup id to return yet: wait for the whole call.
     tmp = await c.cinder
@@ -272,7 +272,7 @@ async function createBackupSnapshot(
           ? { metadata: { ...params.metadata, ...markerMetadata(req.name, c.clusterId) } }
           : {}),
       },
-      { signal: ctx.signal },
+      { signal: createSignal() },
     );
     // Cinder answers POST /backups with the id, name and links only: fill in what is known.
     b = {

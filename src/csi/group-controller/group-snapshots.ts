@@ -20,7 +20,7 @@ import {
   unavailable,
 } from '../errors.ts';
 import type * as csi from '../generated/csi/v1/index.ts';
-import type { RpcContext } from '../rpc.ts';
+import { createSignal, type RpcContext } from '../rpc.ts';
 import { type GroupController, lockKey, marker, withLocks } from './context.ts';
 import { resolveGroupType } from './group-type.ts';
 import { deleteOwnGroup, groupAvailable, releaseVolumes, sweepOrphanGroups } from './own-group.ts';
@@ -83,14 +83,16 @@ async function create(
 ): Promise<csi.VolumeGroupSnapshot> {
   const signal = ctx.signal;
   let gs = await findGroupSnapshot(c, name, signal);
+  const otherVolumes = (id: string, sources: string[]) =>
+    alreadyExists(
+      `group snapshot ${name} already exists (Cinder group snapshot ${id}) for other volumes: ` +
+        fewOf([...sources].sort()),
+    );
   if (gs) {
     const sources = (await membersOf(c, gs.id, signal)).map((s) => s.volume_id);
-    if (!sameSet(sources, ids)) {
-      throw alreadyExists(
-        `group snapshot ${name} already exists (Cinder group snapshot ${gs.id}) for other volumes: ` +
-          fewOf([...sources].sort()),
-      );
-    }
+    // Cinder lists the members only once it made them: none yet (still creating) says nothing;
+    // they are compared again once the group snapshot is available.
+    if (sources.length > 0 && !sameSet(sources, ids)) throw otherVolumes(gs.id, sources);
   } else {
     const group = await findGroup(c, name, signal);
     const volumes = await sourceVolumes(c, ids, group?.id, signal);
@@ -98,13 +100,15 @@ async function create(
     const ready = await ensureGroup(c, name, group, typeId, volumes, ctx);
     gs = await c.cinder.createGroupSnapshot(
       { group_id: ready.id, name, description: marker.groupSnapshot(c.clusterId) },
-      { signal },
+      { signal: createSignal() },
     );
     ctx.log.info({ groupSnapshotId: gs.id, groupId: ready.id }, 'CreateVolumeGroupSnapshot: created');
   }
   const settled = await settle(c, gs, ctx);
   const members = await membersOf(c, settled.id, signal);
   if (settled.status === 'available') {
+    const sources = members.map((s) => s.volume_id);
+    if (!sameSet(sources, ids)) throw otherVolumes(settled.id, sources);
     // The volumes leave the group at once: a volume in a group cannot be deleted, nor join another
     // group. Cinder keeps the group snapshot and its members usable (checked on the lab, Zed).
     await releaseVolumes(c, settled.group_id, ctx);
@@ -136,7 +140,7 @@ async function ensureGroup(
         ),
         ...(zone ? { availability_zone: zone } : {}),
       },
-      { signal },
+      { signal: createSignal() },
     );
     ctx.log.info({ groupId: group.id }, 'CreateVolumeGroupSnapshot: Cinder group created');
   }

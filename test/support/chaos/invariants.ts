@@ -10,7 +10,14 @@
  * retry created a second object); any other leftover is a **leak**.
  */
 import type { CinderApi } from '../../../src/openstack/cinder-api.ts';
-import type { Attachment, Backup, Snapshot, Volume } from '../../../src/openstack/cinder-types.ts';
+import type {
+  Attachment,
+  Backup,
+  Group,
+  GroupSnapshot,
+  Snapshot,
+  Volume,
+} from '../../../src/openstack/cinder-types.ts';
 
 const CSI_NAME = 'cinder.csi.dev/csi-name';
 const CLUSTER = 'cinder.csi.dev/cluster';
@@ -25,6 +32,9 @@ export interface Inventory {
   snapshots: Snapshot[];
   backups: Backup[];
   attachments: Attachment[];
+  /** Group snapshots and the driver's groups, named with the CSI group snapshot name. */
+  groupSnapshots: GroupSnapshot[];
+  groups: Group[];
 }
 
 function inScope(scope: Scope, name: string | null | undefined, meta: Record<string, string> | undefined) {
@@ -36,18 +46,40 @@ function inScope(scope: Scope, name: string | null | undefined, meta: Record<str
 }
 
 export async function inventory(cinder: CinderApi, scope: Scope): Promise<Inventory> {
-  const inv: Inventory = { volumes: [], snapshots: [], backups: [], attachments: [] };
+  const inv: Inventory = {
+    volumes: [],
+    snapshots: [],
+    backups: [],
+    attachments: [],
+    groupSnapshots: [],
+    groups: [],
+  };
   for await (const v of cinder.listVolumes({})) if (inScope(scope, v.name, v.metadata)) inv.volumes.push(v);
-  for await (const s of cinder.listSnapshots({}))
-    if (inScope(scope, s.name, s.metadata)) inv.snapshots.push(s);
-  for await (const b of cinder.listBackups({})) if (inScope(scope, b.name, b.metadata)) inv.backups.push(b);
   const vols = new Set(inv.volumes.map((v) => v.id));
+  // A group snapshot's member snapshots carry Cinder's names (and the cluster tag only once the
+  // driver tagged them): in scope also by their volume.
+  for await (const s of cinder.listSnapshots({}))
+    if (inScope(scope, s.name, s.metadata) || vols.has(s.volume_id)) inv.snapshots.push(s);
+  for await (const b of cinder.listBackups({})) if (inScope(scope, b.name, b.metadata)) inv.backups.push(b);
+  if (cinder.listGroupSnapshots) {
+    for await (const g of cinder.listGroupSnapshots({}))
+      if ((g.name ?? '').startsWith(scope.prefix)) inv.groupSnapshots.push(g);
+  }
+  if (cinder.listGroups) {
+    for await (const g of cinder.listGroups({}))
+      if ((g.name ?? '').startsWith(scope.prefix)) inv.groups.push(g);
+  }
   for (const a of await cinder.listAttachments({})) if (vols.has(a.volume_id)) inv.attachments.push(a);
   return inv;
 }
 
 export const inventorySize = (inv: Inventory) =>
-  inv.volumes.length + inv.snapshots.length + inv.backups.length + inv.attachments.length;
+  inv.volumes.length +
+  inv.snapshots.length +
+  inv.backups.length +
+  inv.attachments.length +
+  inv.groupSnapshots.length +
+  inv.groups.length;
 
 /** Waits (bounded) for Cinder's asynchronous deletes to finish, then returns what is left. */
 export async function settledInventory(
@@ -60,7 +92,9 @@ export async function settledInventory(
   const busy = (x: { status?: string | null }) => /ing$/.test(String(x.status ?? ''));
   while (
     Date.now() < end &&
-    [...inv.volumes, ...inv.snapshots, ...inv.backups].some((x) => busy(x) || x.status === 'deleting')
+    [...inv.volumes, ...inv.snapshots, ...inv.backups, ...inv.groupSnapshots, ...inv.groups].some(
+      (x) => busy(x) || x.status === 'deleting',
+    )
   ) {
     await new Promise((r) => setTimeout(r, 1000));
     inv = await inventory(cinder, scope);
@@ -76,7 +110,11 @@ export interface Violations {
 /** Classifies what is left; `answered` maps CSI names to the ids the driver returned. */
 export function classify(
   inv: Inventory,
-  answered: { volumes: Map<string, string>; snapshots: Map<string, string> },
+  answered: {
+    volumes: Map<string, string>;
+    snapshots: Map<string, string>;
+    groupSnapshots?: Map<string, string>;
+  },
 ): Violations {
   const out: Violations = { leaked: [], duplicates: [] };
   const line = (kind: string, id: string, name: string | null | undefined, st: unknown, extra = '') =>
@@ -104,6 +142,13 @@ export function classify(
     else out.leaked.push(l);
   }
   for (const a of inv.attachments) out.leaked.push(`attachment ${a.id} of volume ${a.volume_id} ${a.status}`);
+  for (const g of inv.groupSnapshots) {
+    const answeredId = answered.groupSnapshots?.get(g.name ?? '');
+    const l = line('group snapshot', g.id, g.name, g.status, ` of group ${g.group_id}`);
+    if (answeredId && answeredId !== g.id) out.duplicates.push(`${l}; the driver answered ${answeredId}`);
+    else out.leaked.push(l);
+  }
+  for (const g of inv.groups) out.leaked.push(line('group', g.id, g.name, g.status));
   return out;
 }
 
@@ -114,13 +159,26 @@ export async function purge(cinder: CinderApi, scope: Scope, timeoutMs = 120_000
   let inv = await inventory(cinder, scope);
   while (inventorySize(inv) > 0 && Date.now() < end) {
     for (const a of inv.attachments) await cinder.deleteAttachment(a.id, quiet).catch(() => {});
+    for (const g of inv.groupSnapshots) {
+      if (g.status !== 'deleting') await cinder.deleteGroupSnapshot(g.id, quiet).catch(() => {});
+    }
+    if (inv.groupSnapshots.length === 0) {
+      for (const g of inv.groups) {
+        const full = await cinder.getGroup(g.id, quiet).catch(() => undefined);
+        if (full?.volumes?.length) {
+          await cinder.updateGroup(g.id, { remove_volumes: full.volumes }, quiet).catch(() => {});
+        } else if (g.status !== 'deleting') {
+          await cinder.deleteGroup(g.id, quiet).catch(() => {});
+        }
+      }
+    }
     for (const b of inv.backups) {
       if (b.status !== 'deleting') await cinder.deleteBackup(b.id, quiet).catch(() => {});
     }
     for (const s of inv.snapshots) {
       if (s.status !== 'deleting') await cinder.deleteSnapshot(s.id, quiet).catch(() => {});
     }
-    if (inv.snapshots.length === 0 && inv.backups.length === 0) {
+    if (inv.snapshots.length === 0 && inv.backups.length === 0 && inv.groups.length === 0) {
       for (const v of inv.volumes) {
         if (v.status !== 'deleting') {
           await cinder

@@ -8,7 +8,7 @@
  *   after   Cinder has acted on the request and the driver never sees the answer (the driver dies
  *           between the step and its own bookkeeping)
  *   before  the request never reaches Cinder (the driver dies just before the step)
- * When no armed point is reached within 45 s the round kills at once.
+ * When no armed point is reached within 45 s (150 s for a focused one) the round kills at once.
  */
 import type { HookResult, ProxiedRequest } from '../fault-proxy.ts';
 import type { DriverProcess } from './driver-process.ts';
@@ -17,6 +17,8 @@ export interface KillPoint {
   name: string;
   method: string;
   path: RegExp;
+  /** Only requests whose body matches (e.g. one volume action). */
+  body?: RegExp;
 }
 
 export const KILL_POINTS: readonly KillPoint[] = [
@@ -32,7 +34,18 @@ export const KILL_POINTS: readonly KillPoint[] = [
     method: 'PUT',
     path: /\/volumes\/[^/]+\/metadata$/,
   },
-  { name: 'POST /volumes/{id}/action (extend, retype)', method: 'POST', path: /\/volumes\/[^/]+\/action$/ },
+  {
+    name: 'POST /volumes/{id}/action os-extend (expand)',
+    method: 'POST',
+    path: /\/volumes\/[^/]+\/action$/,
+    body: /"os-extend"/,
+  },
+  {
+    name: 'POST /volumes/{id}/action os-retype (modify)',
+    method: 'POST',
+    path: /\/volumes\/[^/]+\/action$/,
+    body: /"os-retype"/,
+  },
   { name: 'POST /snapshots (snapshot, backup temp)', method: 'POST', path: /\/snapshots$/ },
   { name: 'POST /backups (backup)', method: 'POST', path: /\/backups$/ },
   { name: 'DELETE /attachments/{id} (unpublish)', method: 'DELETE', path: /\/attachments\/[^/]+$/ },
@@ -44,7 +57,30 @@ export const KILL_POINTS: readonly KillPoint[] = [
   { name: 'DELETE /snapshots/{id}', method: 'DELETE', path: /\/snapshots\/[^/]+$/ },
   { name: 'DELETE /backups/{id}', method: 'DELETE', path: /\/backups\/[^/]+$/ },
   { name: 'DELETE /volumes/{id}', method: 'DELETE', path: /\/volumes\/[^/]+$/ },
+  // Group snapshots (CreateVolumeGroupSnapshot / DeleteVolumeGroupSnapshot)
+  { name: 'POST /groups (group snapshot: group)', method: 'POST', path: /\/groups$/ },
+  { name: 'PUT /groups/{id} (group snapshot: members)', method: 'PUT', path: /\/groups\/[^/]+$/ },
+  { name: 'POST /group_snapshots', method: 'POST', path: /\/group_snapshots$/ },
+  { name: 'DELETE /group_snapshots/{id}', method: 'DELETE', path: /\/group_snapshots\/[^/]+$/ },
+  {
+    name: 'POST /groups/{id}/action delete (group snapshot delete)',
+    method: 'POST',
+    path: /\/groups\/[^/]+\/action$/,
+    body: /"delete"/,
+  },
 ];
+
+/**
+ * The points the random rounds reach only rarely (once per lifecycle, late in it): each is armed
+ * alone in its own rounds first (`KillSwitch.run`'s `focus`).
+ */
+export const RARE_POINTS: readonly string[] = KILL_POINTS.filter((p) =>
+  /os-retype|groups|group_snapshots/.test(p.name),
+).map((p) => p.name);
+
+/** How long a round waits for an armed point (a focused one comes once per lifecycle). */
+const WAIT_MS = 45_000;
+const FOCUS_WAIT_MS = 150_000;
 
 type Phase = 'before' | 'after';
 
@@ -75,7 +111,11 @@ export class KillSwitch {
   async hook(req: ProxiedRequest, phase: Phase): Promise<HookResult> {
     const a = this.#armed;
     const combo = a?.combos.find(
-      (c) => c.phase === phase && c.point.method === req.method && c.point.path.test(req.path),
+      (c) =>
+        c.phase === phase &&
+        c.point.method === req.method &&
+        c.point.path.test(req.path) &&
+        (!c.point.body || c.point.body.test(req.body)),
     );
     if (!a || !combo) return undefined;
     if (a.skip > 0) {
@@ -89,36 +129,50 @@ export class KillSwitch {
   }
 
   /**
-   * `rounds` kills. Point rounds arm every point not hit yet in the current cycle (alternating
-   * phases; a cycle ends when each point was hit in both phases or is not reached), so the rounds
-   * spread over the steps the workload actually performs.
+   * `rounds` kills. First the `focus` points (names of KILL_POINTS), each armed alone, after and
+   * then before Cinder acted (one round per phase, waiting up to 150 s for the point), while
+   * rounds remain; then point rounds that arm every point not hit yet in the current cycle
+   * (alternating phases; a cycle ends when each point was hit in both phases or is not reached),
+   * so the rounds spread over the steps the workload actually performs; every fifth of those kills
+   * after a random delay instead.
    */
-  async run(rounds: number): Promise<void> {
+  async run(rounds: number, focus: readonly string[] = []): Promise<void> {
     const all = () => [
       ...KILL_POINTS.map((point) => ({ point, phase: 'after' as const })),
       ...KILL_POINTS.map((point) => ({ point, phase: 'before' as const })),
     ];
+    const focused = focus.flatMap((name) => {
+      const point = KILL_POINTS.find((p) => p.name === name);
+      if (!point) throw new Error(`kill point ${name} is unknown`);
+      return [
+        { point, phase: 'after' as const },
+        { point, phase: 'before' as const },
+      ];
+    });
     let pending = all();
     try {
       for (let r = 0; r < rounds; r++) {
         let what: string;
-        if (r % 5 === 4) {
+        const general = r - focused.length;
+        if (general >= 0 && general % 5 === 4) {
           const ms = Math.round(300 + this.#rand() * 4000);
           await sleep(ms);
           await this.#driver.kill();
           what = `random delay ${ms} ms`;
         } else {
-          const phase: Phase = r % 2 === 0 ? 'after' : 'before';
-          let combos = pending.filter((c) => c.phase === phase);
+          const one = focused[r];
+          const phase: Phase = one?.phase ?? (r % 2 === 0 ? 'after' : 'before');
+          let combos = one ? [one] : pending.filter((c) => c.phase === phase);
           if (combos.length === 0) combos = pending;
           if (combos.length === 0) combos = pending = all();
-          const skip = Math.floor(this.#rand() * 2);
+          const skip = one ? 0 : Math.floor(this.#rand() * 2);
+          const waitMs = one ? FOCUS_WAIT_MS : WAIT_MS;
           const hit = await new Promise<{ req: string; combo: Armed['combos'][number] } | undefined>(
             (resolve) => {
               const t = setTimeout(() => {
                 this.#armed = undefined;
                 resolve(undefined);
-              }, 45_000);
+              }, waitMs);
               this.#armed = {
                 combos,
                 skip,
@@ -131,11 +185,11 @@ export class KillSwitch {
           );
           if (hit) {
             what = `${hit.combo.phase} ${hit.combo.point.name} at ${hit.req}`;
-            pending = pending.filter((c) => c !== hit.combo);
+            pending = pending.filter((c) => c.point !== hit.combo.point || c.phase !== hit.combo.phase);
           } else {
             await this.#driver.kill();
-            what = `${phase} (no armed point reached in 45 s: killed at once)`;
-            pending = all();
+            what = `${phase}${one ? ` ${one.point.name}` : ''} (no armed point reached in ${waitMs / 1000} s: killed at once)`;
+            if (!one) pending = all();
           }
         }
         const key = what.replace(/ at .*| \d+ ms/, '');

@@ -25,6 +25,8 @@ export interface ChaosOptions {
   weights?: Partial<Record<FaultKind, number>>;
   /** SIGKILL rounds (crash suite); 0 = none. */
   killRounds?: number;
+  /** Kill points (KILL_POINTS names) armed alone first, each after and before Cinder acted. */
+  killFocus?: readonly string[];
   concurrency?: number;
   /** Deadline of each CSI call; a `delay` fault holds an answer 1.5 s longer. */
   callTimeoutMs?: number;
@@ -80,6 +82,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const target = new URL(labNoauth().endpoint).origin;
   const volumeType = o.volumeType ?? 'tgt';
   const otherType = await createType(direct.cinder, volumeType, `${run}-type`);
+  // A group type of this run for the group snapshots (generic groups; admin via noauth).
+  const groupType = o.exclude?.includes('group-snapshot')
+    ? undefined
+    : (await direct.cinder.createGroupType?.({ name: `${run}-group-type`, is_public: true }))?.name;
   const callTimeoutMs = o.callTimeoutMs ?? 15_000;
   const crash = (o.killRounds ?? 0) > 0;
   let kills: KillSwitch | undefined;
@@ -119,6 +125,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       nodeId,
       volumeType,
       otherType,
+      ...(groupType ? { groupType } : {}),
       operations: o.operations,
       concurrency: o.concurrency ?? 3,
       callTimeoutMs,
@@ -127,7 +134,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       rand,
       ...(ks ? { more: () => !ks.done } : {}),
     });
-    const killing = ks ? ks.run(o.killRounds ?? 0) : Promise.resolve();
+    const killing = ks ? ks.run(o.killRounds ?? 0, o.killFocus ?? []) : Promise.resolve();
     const checkAttachments = async (volumeId: string) =>
       (await direct.cinder.listAttachments({ volume_id: volumeId })).map((a) => a.id);
     const result = await workload.run(checkAttachments);
@@ -181,10 +188,17 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       }
       const ops = result.ops.filter((op) => involved.has(op.lifecycle));
       const terms = [...involved].map((i) => `${run}-${i}-`);
-      for (const [name, id] of [...result.volumes, ...result.snapshots]) {
+      for (const [name, id] of [...result.volumes, ...result.snapshots, ...result.groupSnapshots]) {
         if (terms.some((t) => name.startsWith(t))) terms.push(id.replace(/^backup:/, ''));
       }
-      for (const x of [...inv.volumes, ...inv.snapshots, ...inv.backups]) terms.push(x.id);
+      for (const x of [
+        ...inv.volumes,
+        ...inv.snapshots,
+        ...inv.backups,
+        ...inv.groupSnapshots,
+        ...inv.groups,
+      ])
+        terms.push(x.id);
       report.trace = [
         `seed ${o.seed} (run ${run}), fault rate ${o.faultRate}, kill rounds ${o.killRounds ?? 0}`,
         '--- operations of the lifecycles involved:',
@@ -205,8 +219,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     await nodeProxy.close();
     await node.os.close();
     await deleteType(direct, otherType);
+    if (groupType) await deleteGroupType(direct.cinder, groupType);
     await direct.os.close();
   }
+}
+
+async function deleteGroupType(cinder: CinderClient, name: string): Promise<void> {
+  const t = (await cinder.listGroupTypes().catch(() => [])).find((x) => x.name === name);
+  if (t) await cinder.deleteGroupType(t.id).catch(() => {});
 }
 
 /** Removes what an interrupted run left: everything named `prefix...` and its volume type. */
@@ -216,6 +236,9 @@ export async function purgeRun(prefix: string): Promise<number> {
     const left = await purge(direct.cinder, { prefix, clusterId: prefix });
     for (const t of await direct.cinder.listVolumeTypes()) {
       if (t.name.startsWith(prefix)) await deleteType(direct, t.name);
+    }
+    for (const t of await direct.cinder.listGroupTypes()) {
+      if (t.name.startsWith(prefix)) await deleteGroupType(direct.cinder, t.name);
     }
     return inventorySize(left);
   } finally {

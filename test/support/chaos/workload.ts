@@ -3,10 +3,12 @@
  * sidecars drive them, each call repeated with the same request until it answers OK (bounded
  * tries, exponential backoff), CreateSnapshot until ready_to_use.
  *
- * One lifecycle (15 operations; 11 for those without a backup, see `backupEvery`): create → publish → node-complete (os-complete on
- * the attachment, as the node plugin does after staging) → expand (online) → snapshot → restore
- * from it → backup (`type: backup` snapshot) → restore from it → unpublish → modify (retype) →
- * delete both restored volumes → delete snapshot and backup → delete the volume.
+ * One lifecycle (17 operations; 13 for those without a backup, see `backupEvery`; 2 fewer without
+ * a group type): create → publish → node-complete (os-complete on the attachment, as the node
+ * plugin does after staging) → expand (online) → snapshot → restore from it → backup
+ * (`type: backup` snapshot) → restore from it → unpublish → modify (retype) → group snapshot of
+ * the volume (GroupController) → delete both restored volumes → delete snapshot, backup and group
+ * snapshot → delete the volume.
  *
  * Every try is recorded (code, message prefix): the suites print the trace of the operations
  * involved in an invariant violation.
@@ -26,10 +28,12 @@ export const OP_KINDS = [
   'restore-backup',
   'unpublish',
   'modify',
+  'group-snapshot',
   'delete-restored',
   'delete-restored-backup',
   'delete-snapshot',
   'delete-backup',
+  'delete-group-snapshot',
   'delete',
 ] as const;
 export type OpKind = (typeof OP_KINDS)[number];
@@ -43,6 +47,7 @@ const CLEANUP = new Set<OpKind>([
   'delete-restored-backup',
   'delete-snapshot',
   'delete-backup',
+  'delete-group-snapshot',
   'delete',
 ]);
 
@@ -58,10 +63,12 @@ const NEEDS: Record<OpKind, OpKind[]> = {
   'restore-backup': ['backup'],
   unpublish: ['publish'],
   modify: ['create'],
+  'group-snapshot': ['create'],
   'delete-restored': ['restore-snapshot'],
   'delete-restored-backup': ['restore-backup'],
   'delete-snapshot': ['snapshot'],
   'delete-backup': ['backup'],
+  'delete-group-snapshot': ['group-snapshot'],
   delete: ['create'],
 };
 
@@ -95,6 +102,8 @@ export interface WorkloadOptions {
   volumeType: string;
   /** A second type of the same backend, for modify. */
   otherType: string;
+  /** Cinder group type for the group snapshots (VolumeGroupSnapshotClass `groupType`); none: no group snapshots. */
+  groupType?: string;
   /** Operations to run at least (whole lifecycles are started until this many are planned). */
   operations: number;
   /** Every n-th lifecycle (0, n, 2n, ...) also takes a backup and restores it (slow on the lab); default 3. */
@@ -119,6 +128,8 @@ export interface WorkloadResult {
   /** CSI name → the id the driver answered with (the last one). */
   volumes: Map<string, string>;
   snapshots: Map<string, string>;
+  /** Group snapshot CSI name → the id the driver answered with (the last one). */
+  groupSnapshots: Map<string, string>;
   /** Attachment ids seen for one volume and node after publish, when there was more than one. */
   duplicateAttachments: string[];
   ms: number;
@@ -134,6 +145,7 @@ export class Workload {
   readonly ops: OpRecord[] = [];
   readonly volumes = new Map<string, string>();
   readonly snapshots = new Map<string, string>();
+  readonly groupSnapshots = new Map<string, string>();
   readonly duplicateAttachments: string[] = [];
   readonly #o: WorkloadOptions;
   readonly #start = Date.now();
@@ -162,6 +174,7 @@ export class Workload {
       lifecycles: this.#next,
       volumes: this.volumes,
       snapshots: this.snapshots,
+      groupSnapshots: this.groupSnapshots,
       duplicateAttachments: this.duplicateAttachments,
       ms: Date.now() - this.#start,
     };
@@ -173,13 +186,15 @@ export class Workload {
 
   #runs(kind: OpKind): boolean {
     const ex = this.#o.exclude ?? [];
-    const blocked = (k: OpKind): boolean => ex.includes(k) || NEEDS[k].some(blocked);
+    const noGroups = (k: OpKind) => k === 'group-snapshot' && !this.#o.groupType;
+    const blocked = (k: OpKind): boolean => ex.includes(k) || noGroups(k) || NEEDS[k].some(blocked);
     return !blocked(kind);
   }
 
   async #lifecycle(i: number, checkAttachments: (volumeId: string) => Promise<string[]>): Promise<void> {
     const p = `${this.#o.prefix}-${i}`;
-    const names = { v: `${p}-v`, s: `${p}-s`, r: `${p}-r`, b: `${p}-b`, rb: `${p}-rb` };
+    const names = { v: `${p}-v`, s: `${p}-s`, r: `${p}-r`, b: `${p}-b`, rb: `${p}-rb`, g: `${p}-g` };
+    let groupMembers: string[] = [];
     const node = this.#o.nodeId;
     const type = this.#o.volumeType;
     const ids: Record<string, string> = {};
@@ -285,10 +300,43 @@ export class Workload {
           return true;
         },
       ],
+      [
+        'group-snapshot',
+        names.g,
+        async () => {
+          const r = await this.#csi<{
+            group_snapshot: {
+              group_snapshot_id: string;
+              ready_to_use: boolean;
+              snapshots: { snapshot_id: string }[];
+            };
+          }>(
+            'CreateVolumeGroupSnapshot',
+            { name: names.g, source_volume_ids: [ids['v']], parameters: { groupType: this.#o.groupType } },
+            'GroupController',
+          );
+          ids['g'] = r.group_snapshot.group_snapshot_id;
+          groupMembers = r.group_snapshot.snapshots.map((x) => x.snapshot_id);
+          this.groupSnapshots.set(names.g, r.group_snapshot.group_snapshot_id);
+          return r.group_snapshot.ready_to_use; // the snapshotter calls again until it is ready
+        },
+      ],
       ['delete-restored', names.r, delVol('r')],
       ['delete-restored-backup', names.rb, delVol('rb')],
       ['delete-snapshot', names.s, delSnap(names.s)],
       ['delete-backup', names.b, delSnap(names.b)],
+      [
+        'delete-group-snapshot',
+        names.g,
+        async () => {
+          await this.#csi(
+            'DeleteVolumeGroupSnapshot',
+            { group_snapshot_id: ids['g'], snapshot_ids: groupMembers },
+            'GroupController',
+          );
+          return true;
+        },
+      ],
       ['delete', names.v, delVol('v')],
     ];
     // As a CO would: after an operation that never succeeded, only the clean-up goes on
@@ -354,10 +402,14 @@ export class Workload {
     if (rec.attempts.length > 30) rec.attempts.shift();
   }
 
-  #csi<T = Record<string, unknown>>(method: string, req: Record<string, unknown>): Promise<T> {
+  #csi<T = Record<string, unknown>>(
+    method: string,
+    req: Record<string, unknown>,
+    service: 'Controller' | 'GroupController' = 'Controller',
+  ): Promise<T> {
     return this.#o
       .client()
-      .call<T>('Controller', method, { secrets: {}, ...req }, this.#o.callTimeoutMs ?? 15_000);
+      .call<T>(service, method, { secrets: {}, ...req }, this.#o.callTimeoutMs ?? 15_000);
   }
 }
 

@@ -39,6 +39,8 @@ export interface FakeGroupCinderOptions {
   groupSnapshotDelayMs?: number;
   /** The next group snapshot goes to `error` with this user message. */
   groupSnapshotError?: string;
+  /** Member snapshots appear only when the group snapshot is done (as the real volume service makes them). */
+  groupSnapshotMembersLate?: boolean;
   /** createGroupType answers 403 (a non-admin account). */
   forbidGroupTypes?: boolean;
   /** The backend refuses group snapshot deletes: deleting → available (like a busy snapshot). */
@@ -304,13 +306,15 @@ export class FakeGroupCinder {
         group_snapshot_id: gs.id,
       }),
     );
-    for (const s of snaps) this.snapshots.set(s.id, s);
+    const late = this.opts.groupSnapshotMembersLate === true;
+    if (!late) for (const s of snaps) this.snapshots.set(s.id, s);
     const error = this.opts.groupSnapshotError;
     this.opts.groupSnapshotError = undefined;
     this.#later(
       () => {
         gs.status = error ? 'error' : 'available';
         for (const s of snaps) s.status = error ? 'error' : 'available';
+        if (late) for (const s of snaps) this.snapshots.set(s.id, s);
         if (error) {
           this.messages.push({
             id: randomUUID(),

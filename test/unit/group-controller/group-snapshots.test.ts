@@ -262,6 +262,30 @@ describe('CreateVolumeGroupSnapshot', () => {
     assert.equal(cinder.volumes.get(a.id)?.group_id, null);
   });
 
+  it('a retry while Cinder has not listed the members yet is not ALREADY_EXISTS (crash suite)', async () => {
+    const { cinder, svc } = setup(
+      { groupSnapshotDelayMs: 150, groupSnapshotMembersLate: true },
+      { groupSnapshotWaitMs: 20 },
+    );
+    const a = cinder.addVolume();
+    const first = await svc.CreateVolumeGroupSnapshot(createReq('late', [a.id]), ctx());
+    assert.equal(first.group_snapshot?.ready_to_use, false);
+    const retry = await svc.CreateVolumeGroupSnapshot(createReq('late', [a.id]), ctx());
+    assert.equal(retry.group_snapshot?.group_snapshot_id, first.group_snapshot?.group_snapshot_id);
+    await new Promise((r) => setTimeout(r, 200));
+    const done = await svc.CreateVolumeGroupSnapshot(createReq('late', [a.id]), ctx());
+    assert.equal(done.group_snapshot?.ready_to_use, true);
+    assert.deepEqual(
+      done.group_snapshot?.snapshots?.map((s) => s.source_volume_id),
+      [a.id],
+    );
+    // members of other volumes are still refused once listed
+    await rejectsWith(
+      svc.CreateVolumeGroupSnapshot(createReq('late', [cinder.addVolume().id]), ctx()),
+      Code.ALREADY_EXISTS,
+    );
+  });
+
   it('a group snapshot that goes to error is deleted, the error classified; the retry reuses the group', async () => {
     const { cinder, svc } = setup({
       groupSnapshotError: 'No valid backend was found. Insufficient free space',
