@@ -1,6 +1,6 @@
 /**
  * Controller bench on the lab Cinder (keystone, admin project, backend `fake` unless
- * CTL_BENCH_TYPE is set). Run: node bench/controller.ts [--samples 9] [--concurrent 100] [--pairs 2]
+ * CTL_BENCH_TYPE is set; CTL_BENCH_AUTH=noauth uses the lab's noauth API instead). Run: node bench/controller.ts [--samples 9] [--concurrent 100] [--pairs 2]
  *
  * Every figure is the service path against the raw path in the same run, in interleaved pairs
  * whose order alternates (raw first, then service first, ...), so that load drift on the shared
@@ -36,12 +36,14 @@ const SAMPLES = Number(values.samples);
 const N = Number(values.concurrent);
 const PAIRS = Number(values.pairs);
 const TYPE = process.env['CTL_BENCH_TYPE'] ?? 'fake';
+/** The lab's Keystone-mode API (default) or its noauth API (CTL_BENCH_AUTH=noauth). */
+const AUTH = process.env['CTL_BENCH_AUTH'] === 'noauth' ? 'noauth' : 'keystone';
 const WAIT_LIMIT_MS = 180_000;
 const rand = () => randomBytes(3).toString('hex');
 
 let requests = 0;
 const os = new OpenStackSession({
-  config: labConfig('keystone'),
+  config: labConfig(AUTH),
   logger: silentLogger(),
   observer: { onResponse: () => void requests++ },
 });
