@@ -7,21 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { gone } from '../../support/kube-node/node-lab.ts';
 import { eventually, type KubeLab, kubeLab, runPrefix } from './kube-lab.ts';
 
 const RUN = runPrefix('cp');
 let lab: KubeLab | undefined;
 const skip = { reason: '' };
-
-const gone = async (read: () => Promise<unknown>) => {
-  try {
-    await read();
-    return false;
-  } catch (err) {
-    if ((err as { code?: number }).code === 404) return true;
-    throw err;
-  }
-};
 
 describe('kube-lab control plane (kube-controller-manager with the storage controllers)', () => {
   before(async () => {

@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { gone } from '../../support/kube-node/node-lab.ts';
 import { eventually, ignore404, type KubeLab, kubeLab, runPrefix } from './kube-lab.ts';
 import {
   ensureKubeNode,
@@ -119,14 +120,7 @@ describe('the project image as a pod on the lab node', { skip }, () => {
     assert.match(log, new RegExp(`stdout F cinder-csi ${version.replace(/\./g, '\\.')}`));
 
     await core.deleteNamespacedPod({ namespace: RUN, name: 'version' });
-    await eventually('the pod to be gone', async () => {
-      try {
-        await read();
-        return false;
-      } catch (err) {
-        return (err as { code?: number }).code === 404;
-      }
-    });
+    await eventually('the pod to be gone', () => gone(read));
     await eventually(
       'its containers to be removed',
       async () => (await podContainers(env, uid)).length === 0,

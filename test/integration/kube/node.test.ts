@@ -11,6 +11,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { V1Pod } from '@kubernetes/client-node';
+import { gone } from '../../support/kube-node/node-lab.ts';
 import { eventually, ignore404, type KubeLab, kubeLab, runPrefix } from './kube-lab.ts';
 import { ensureKubeNode, type KubeNodeEnv, mountsUnder, nodeReady, podContainers } from './kube-node.ts';
 
@@ -18,16 +19,6 @@ const RUN = runPrefix('node');
 let lab: KubeLab | undefined;
 let node: KubeNodeEnv | undefined;
 const skip = { reason: '' };
-
-const gone = async (read: () => Promise<unknown>) => {
-  try {
-    await read();
-    return false;
-  } catch (err) {
-    if ((err as { code?: number }).code === 404) return true;
-    throw err;
-  }
-};
 
 describe('kube-node: a real kubelet and containerd as a node of the lab API server', () => {
   before(async () => {
