@@ -34,21 +34,18 @@ const MAX_SWEEP = 20;
  * DeleteVolumeGroupSnapshot that died after Cinder removed the group snapshot leaves behind (its
  * retry no longer knows the group's id). A group of a create in flight in this process is skipped
  * (name lock); a create that died before taking its group snapshot recreates the group on retry.
- * Best effort: failures are logged, the delete still succeeds.
+ * A failure propagates: the group snapshot is already gone, so an OK now would leave the group for
+ * ever (nothing sweeps later); an error makes the CO retry, and the retry sweeps again.
  */
 export async function sweepOrphanGroups(c: GroupController, ctx: RpcContext): Promise<void> {
   const signal = ctx.signal;
-  try {
-    let looked = 0;
-    for await (const g of c.cinder.listGroups({ limit: MAX_SWEEP }, { signal })) {
-      if (g.description !== marker.group(c.clusterId) || c.locks.isHeld(lockKey.name(g.name ?? ''))) continue;
-      if (++looked > MAX_SWEEP) break;
-      const full = await ignoreNotFound(c.cinder.getGroup(g.id, { signal }));
-      if (full?.status !== 'available' || (full.volumes ?? []).length > 0) continue;
-      await deleteOwnGroup(c, g.id, ctx);
-    }
-  } catch (err) {
-    ctx.log.warn({ err: (err as Error).message }, 'DeleteVolumeGroupSnapshot: orphan group sweep failed');
+  let looked = 0;
+  for await (const g of c.cinder.listGroups({ limit: MAX_SWEEP }, { signal })) {
+    if (g.description !== marker.group(c.clusterId) || c.locks.isHeld(lockKey.name(g.name ?? ''))) continue;
+    if (++looked > MAX_SWEEP) break;
+    const full = await ignoreNotFound(c.cinder.getGroup(g.id, { signal }));
+    if (full?.status !== 'available' || (full.volumes ?? []).length > 0) continue;
+    await deleteOwnGroup(c, g.id, ctx);
   }
 }
 

@@ -81,6 +81,19 @@ describe('DeleteVolumeGroupSnapshot and GetVolumeGroupSnapshot', () => {
     assert.ok(cinder.groupSnapshots.has(kept?.group_snapshot_id ?? ''), 'the other group snapshot stays');
   });
 
+  it('the orphan-group sweep fails (lost request): UNAVAILABLE, not OK, so the retry deletes the group', async () => {
+    const { cinder, svc, id, snapIds } = await created();
+    const api = cinder.api as Required<CinderApi>;
+    await api.deleteGroupSnapshot(id);
+    await api.waitForGroupSnapshot(id, { target: [], gone: true });
+    assert.equal(cinder.groups.size, 1, 'the group is left behind');
+    cinder.opts.failCalls = { listGroups: 1 };
+    await rejectsWith(svc.DeleteVolumeGroupSnapshot(idReq(id, snapIds), ctx()), Code.UNAVAILABLE);
+    assert.equal(cinder.groups.size, 1, 'still there: an OK now would leave it for ever');
+    await svc.DeleteVolumeGroupSnapshot(idReq(id, snapIds), ctx());
+    assert.equal(cinder.groups.size, 0, 'the retry deletes it');
+  });
+
   it('FAILED_PRECONDITION when the backend refuses the delete; the group stays', async () => {
     const { cinder, svc, id, snapIds } = await created();
     cinder.opts.refuseGroupSnapshotDelete = true;

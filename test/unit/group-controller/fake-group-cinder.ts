@@ -47,6 +47,8 @@ export interface FakeGroupCinderOptions {
   refuseGroupSnapshotDelete?: boolean;
   /** Latency of `GET /volumes/{id}` (ms), to observe how many lookups run at once. */
   getVolumeDelayMs?: number;
+  /** The next N calls of a method answer HTTP 503 (a lost or refused request), e.g. `{ listGroups: 1 }`. */
+  failCalls?: Record<string, number>;
 }
 
 export class FakeGroupCinder {
@@ -95,6 +97,11 @@ export class FakeGroupCinder {
   #call(name: string, opts?: CallOptions): void {
     throwIfAborted(opts?.signal);
     this.calls.push(name);
+    const left = this.opts.failCalls?.[name] ?? 0;
+    if (left > 0 && this.opts.failCalls) {
+      this.opts.failCalls[name] = left - 1;
+      throw fail(503, `injected: ${name} unavailable`);
+    }
   }
 
   #later(fn: () => void, ms = this.opts.delayMs ?? 5): void {
