@@ -38,6 +38,17 @@ const dir = mkdtempSync(join(tmpdir(), 'bundle-test-'));
 const program = join(dir, 'bin', 'cinder-csi');
 const children: ChildProcess[] = [];
 
+/** noauth settings for modes that never reach Cinder before a volume call (an unreachable endpoint). */
+function offlineNoauthEnv(): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    OS_AUTH_TYPE: 'noauth',
+    OS_USER_ID: 'bundle-test',
+    OS_PROJECT_ID: '0123456789abcdef0123456789abcdef',
+    OS_ENDPOINT: 'http://127.0.0.1:9/v3',
+  };
+}
+
 before(() => {
   const esbuild = process.env['ESBUILD'] ?? join(ROOT, 'node_modules/.bin/esbuild');
   assert.ok(existsSync(esbuild), `no ${esbuild}: install the devDependencies (scripts/npm-deps.sh)`);
@@ -136,13 +147,7 @@ describe('the bundled image program (no node_modules)', () => {
 
   test('node mode: Probe ready, NodeGetInfo over gRPC', async () => {
     // The node plugin does not call Cinder before a NodeStage: any well-formed endpoint will do.
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      OS_AUTH_TYPE: 'noauth',
-      OS_USER_ID: 'bundle-test',
-      OS_PROJECT_ID: '0123456789abcdef0123456789abcdef',
-      OS_ENDPOINT: 'http://127.0.0.1:9/v3',
-    };
+    const env = offlineNoauthEnv();
     await withDriver('node', env, async (c) => {
       const info = await c.call<{ node_id: string }>('Node', 'NodeGetInfo', {});
       assert.equal(info.node_id, 'bundle-test');
@@ -155,7 +160,7 @@ describe('the bundled image program (no node_modules)', () => {
       clouds,
       'clouds:\n  lab:\n    auth_type: noauth\n    auth:\n      endpoint: http://127.0.0.1:9/v3\n      project_id: 0123456789abcdef0123456789abcdef\n      user_id: bundle-test\n',
     );
-    const env: NodeJS.ProcessEnv = { ...process.env, OS_CLIENT_CONFIG_FILE: clouds };
+    const env: NodeJS.ProcessEnv = { ...process.env };
     for (const k of Object.keys(env)) if (k.startsWith('OS_')) delete env[k];
     env['OS_CLIENT_CONFIG_FILE'] = clouds;
     await withDriver(
@@ -186,13 +191,7 @@ describe('the bundled image program (no node_modules)', () => {
           const file = join(dir, 'dist/bundle', f);
           if (readFileSync(file, 'utf8').includes('/api/v1/nodes/{name}')) renameSync(file, `${file}.away`);
         }
-        const env: NodeJS.ProcessEnv = {
-          ...process.env,
-          OS_AUTH_TYPE: 'noauth',
-          OS_USER_ID: 'bundle-test',
-          OS_PROJECT_ID: '0123456789abcdef0123456789abcdef',
-          OS_ENDPOINT: 'http://127.0.0.1:9/v3',
-        };
+        const env = offlineNoauthEnv();
         const kubeconfig = await lab.serviceAccountKubeconfig(NODE_SA);
         await withDriver(
           'node',
