@@ -98,10 +98,9 @@ PKGS=(containerd runc containernetworking-plugins busybox-static gcc libc6-dev j
 # shellcheck source=scripts/progress.sh
 . "$HERE/../../scripts/progress.sh"
 
-ts() { date +%H:%M:%S; }
-log() { echo "[$(ts)] $*" >&2; }
-die() { echo "[$(ts)] ERROR: $*" >&2; exit 1; }
-now_s() { date +%s; }
+# shellcheck source=test/k8s/daemon-lib.sh
+. "$HERE/daemon-lib.sh"
+
 ctr_() { ctr --address "$SOCK" --namespace k8s.io "$@"; }
 
 lab_env() { # KUBE_LAB_* of the lab API server
@@ -176,57 +175,6 @@ cmd_install() {
   fi
   [[ -x $BIN/kubelet ]] || die "$BIN/kubelet missing after kube-lab.sh install"
   log "TIMING install total: $(($(now_s) - t_all))s"
-}
-
-# ---------------------------------------------------------------- process helpers (as kube-lab.sh)
-proc_start() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null; }
-pidof_svc() {
-  local f=$RUN/$1.pid pid st
-  [[ -s $f ]] || return 1
-  read -r pid st <"$f" || true
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  [[ -z $st || "$(proc_start "$pid")" == "$st" ]] || return 1
-  echo "$pid"
-}
-is_running() { pidof_svc "$1" >/dev/null; }
-start_bg() {
-  local name=$1 pid; shift
-  if is_running "$name"; then log "$name already running (pid $(pidof_svc "$name"))"; return 0; fi
-  mkdir -p "$RUN" "$LOG"
-  log "starting $name"
-  echo "===== $(date -Is) $*" >>"$LOG/$name.out"
-  # 8>&-: the daemon must not inherit the lock of this script (flock, below)
-  setsid "$@" 8>&- >>"$LOG/$name.out" 2>&1 </dev/null &
-  pid=$!
-  echo "$pid $(proc_start "$pid")" >"$RUN/$name.pid"
-}
-stop_bg() { # stop_bg [-t SECONDS] NAME...
-  local name pid i timeout=20
-  if [[ ${1:-} == -t ]]; then timeout=$2; shift 2; fi
-  for name in "$@"; do
-    if pid=$(pidof_svc "$name"); then
-      log "stopping $name (pid $pid)"
-      kill -TERM "$pid" 2>/dev/null || true
-      for ((i = 0; i < timeout * 5; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-      if kill -0 "$pid" 2>/dev/null; then log "$name did not stop in ${timeout}s, killing"; kill -KILL "$pid" 2>/dev/null || true; fi
-    fi
-    rm -f "$RUN/$name.pid"
-  done
-}
-wait_for() { # wait_for SERVICE DESCRIPTION TIMEOUT_S CMD...
-  local svc=$1 desc=$2 timeout=$3 start next; shift 3
-  start=$(now_s); next=$((start + 15))
-  until "$@" >/dev/null 2>&1; do
-    if ! is_running "$svc"; then
-      tail -n 30 "$LOG/$svc.out" >&2 2>/dev/null || true
-      die "$svc died while waiting for $desc (log: $LOG/$svc.out)"
-    fi
-    (($(now_s) - start < timeout)) || die "timed out after ${timeout}s waiting for $desc (log: $LOG/$svc.out)"
-    if (($(now_s) >= next)); then log "  … waiting for $desc: $(($(now_s) - start))s (log: $LOG/$svc.out)"; next=$((next + 15)); fi
-    sleep 0.5
-  done
-  log "ready: $desc ($(($(now_s) - start))s)"
 }
 
 # . "$HERE/kube-node-lib.sh" defines the config writers, up/down
