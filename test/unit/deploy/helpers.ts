@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -113,3 +114,23 @@ export function deployObjects(): KubeObject[] {
   }
   return objects;
 }
+
+/** Why the chart tests skip: no helm binary (undefined when there is one). */
+export const helmMissing = findHelm().reason;
+
+/** A realistic value set of the chart: charts/cinder-csi/ci/NAME-values.yaml. */
+export const ciValues = (name: string) => join(CHART, 'ci', `${name}-values.yaml`);
+
+/** The chart rendered (renderChart) and parsed into objects. */
+export const renderObjects = (opts: Parameters<typeof renderChart>[0]): KubeObject[] =>
+  parseObjects(renderChart(opts), 'chart');
+
+/** The containers of a Deployment or DaemonSet. */
+export const containers = (workload: Json): Json[] => workload['spec']['template']['spec']['containers'];
+
+/** The container NAME of a Deployment or DaemonSet (asserts it exists). */
+export const container = (workload: Json, name: string): Json => {
+  const c = containers(workload).find((x) => x['name'] === name);
+  assert.ok(c, `container ${name}`);
+  return c;
+};

@@ -5,10 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ciValueFiles, deployObjects, findHelm, type Json, parseObjects, renderChart } from './helpers.ts';
+import { ciValueFiles, deployObjects, helmMissing, type Json, parseObjects, renderChart } from './helpers.ts';
 import { formatErrors, KUBE_VERSIONS, type KubeObject, validateObjects } from './k8s-validate.ts';
-
-const helmMissing = findHelm().reason;
 
 let rendered: KubeObject[] | undefined;
 /** All value sets rendered once (helm is the slow part), shared by both versions' tests. */
