@@ -240,11 +240,9 @@ async function buildNode(
   let zone = flags.nodeZone;
   if (useKube) {
     const kube = await import('../kube/index.ts');
-    // Two calls (the Node's zone label, the connector annotation): the light client, unless the
-    // kubeconfig needs the full one (exec plugins); it saves ~19 MiB (bench/README.md).
-    const api =
-      (await kube.nodeKubeApi({ kubeconfig: flags.kubeconfig, logger })) ??
-      (await kube.createKubeApi({ kubeconfig: flags.kubeconfig, logger }));
+    // Two calls (the Node's zone label, the connector annotation), over the driver's own client
+    // (src/kube/light-api.ts; @kubernetes/client-node only for exec-plugin kubeconfigs).
+    const api = await kube.createKubeApi({ kubeconfig: flags.kubeconfig, logger });
     if (zone === undefined)
       zone = await kube.zoneFromNodeLabel(api, flags.nodeId, flags.topologyLabel, logger);
     const publisher = new kube.ConnectorPublisher({

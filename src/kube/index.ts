@@ -1,7 +1,8 @@
 /**
  * Kubernetes glue of the driver (see docs/kubernetes.md). Import this module lazily (dynamic
- * import) from the code paths that talk to Kubernetes: it pulls in @kubernetes/client-node when
- * `createKubeApi` is called.
+ * import) from the code paths that talk to Kubernetes. `createKubeApi` is the driver's own client
+ * over `node:https` (light-api.ts); @kubernetes/client-node is loaded only for kubeconfigs with
+ * exec/auth-provider plugins.
  */
 export {
   CONNECTOR_SCHEMA_VERSION,
@@ -26,10 +27,8 @@ export {
   type KubeApi,
   KubeApiError,
   type KubeApiOptions,
-  loadKubeConfig,
   toKubeApiError,
 } from './kube-api.ts';
-export { type NodeKubeApi, nodeKubeApi } from './node-api.ts';
 export {
   type ClusterVolumeSelector,
   type ReconcileAction,

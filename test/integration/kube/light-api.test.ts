@@ -1,8 +1,10 @@
 /**
- * The node plugin's light Kubernetes client (src/kube/node-api.ts) against the real kube-apiserver
- * (test/k8s/kube-lab.sh), with the node ServiceAccount's minted token (RBAC of deploy/rbac.yaml):
- * the same answers as the full client for the two calls the node plugin makes, the connector
- * publisher and the zone lookup on top of it, and its errors. Skips when the API server is not built.
+ * The driver's own Kubernetes client (src/kube/light-api.ts) against the real kube-apiserver
+ * (test/k8s/kube-lab.sh), with the node's and the controller's ServiceAccount tokens (RBAC of
+ * deploy/rbac.yaml): the node plugin's two calls (with the connector publisher and the zone lookup
+ * on top), the controller's lists (paged), watches (a real 410 Gone for a compacted version),
+ * Events, and errors. Its failure paths that a real API server does not produce (bad shapes,
+ * oversized answers) are in light-api-faults.test.ts. Skips when the API server is not built.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,13 +13,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connectorAnnotationKey, parseConnectorAnnotation } from '../../../src/kube/connector-annotation.ts';
 import { ConnectorPublisher } from '../../../src/kube/connector-publisher.ts';
+import type { KubeApi } from '../../../src/kube/kube-api.ts';
 import { KubeApiError } from '../../../src/kube/kube-api.ts';
-import { type NodeKubeApi, nodeKubeApi } from '../../../src/kube/node-api.ts';
+import { LIMITS, lightKubeApi } from '../../../src/kube/light-api.ts';
 import { zoneFromNodeLabel } from '../../../src/kube/topology.ts';
+import { type WatchEvent, WatchGoneError } from '../../../src/kube/watch-cache.ts';
 import type { HostConnector } from '../../../src/openstack/cinder-types.ts';
 import { silentLogger } from '../../../src/util/logger.ts';
 import {
   applyManifests,
+  CONTROLLER_SA,
   ignore404,
   type KubeLab,
   kubeLab,
@@ -26,7 +31,7 @@ import {
   runPrefix,
 } from './kube-lab.ts';
 
-const RUN = runPrefix('kube-nodeapi-it');
+const RUN = runPrefix('kube-lightapi-it');
 const DRIVER = 'cinder.csi.openstack.org';
 const KEY = connectorAnnotationKey(DRIVER);
 const ZONE_LABEL = 'topology.kubernetes.io/zone';
@@ -36,7 +41,8 @@ const skip = { reason: '' };
 const created: string[] = [];
 let tmp: string;
 let saKubeconfig: string;
-let api: NodeKubeApi;
+let api: KubeApi;
+let controller: KubeApi;
 
 async function createNode(name: string, annotations?: Record<string, string>) {
   await lab.core!.createNode({
@@ -45,9 +51,9 @@ async function createNode(name: string, annotations?: Record<string, string>) {
   created.push(name);
 }
 
-describe('node plugin Kubernetes client (light) on a real kube-apiserver', { timeout: 120_000 }, () => {
+describe("the driver's own Kubernetes client on a real kube-apiserver", { timeout: 120_000 }, () => {
   before(async () => {
-    tmp = mkdtempSync(join(tmpdir(), 'kube-nodeapi-'));
+    tmp = mkdtempSync(join(tmpdir(), 'kube-lightapi-'));
     lab = await kubeLab();
     if (lab.reason) {
       skip.reason = lab.reason;
@@ -55,9 +61,12 @@ describe('node plugin Kubernetes client (light) on a real kube-apiserver', { tim
     }
     await applyManifests(lab.kc!, RBAC_YAML);
     saKubeconfig = await lab.serviceAccountKubeconfig(NODE_SA);
-    const light = await nodeKubeApi({ kubeconfig: saKubeconfig });
+    const light = await lightKubeApi({ kubeconfig: saKubeconfig });
     assert.ok(light, 'a token kubeconfig is served by the light client');
     api = light;
+    const ctl = await lightKubeApi({ kubeconfig: await lab.serviceAccountKubeconfig(CONTROLLER_SA) });
+    assert.ok(ctl);
+    controller = ctl;
   });
   after(async () => {
     if (lab && !lab.reason) {
@@ -129,7 +138,7 @@ describe('node plugin Kubernetes client (light) on a real kube-apiserver', { tim
     process.env['KUBERNETES_SERVICE_HOST'] = server.hostname;
     process.env['KUBERNETES_SERVICE_PORT'] = server.port;
     try {
-      const inCluster = await nodeKubeApi({}, sa);
+      const inCluster = await lightKubeApi({}, sa);
       await assert.rejects(
         inCluster!.getNode(`${RUN}-get`),
         (err: unknown) => (err as KubeApiError).status === 401,
@@ -145,6 +154,80 @@ describe('node plugin Kubernetes client (light) on a real kube-apiserver', { tim
     }
   });
 
+  it('controller: lists Nodes in pages (continue), VolumeAttachments and PVs, as the controller SA', async (t) => {
+    if (skip.reason) return t.skip(skip.reason);
+    for (const i of [1, 2, 3]) await createNode(`${RUN}-list-${i}`);
+    const saved = LIMITS.pageSize;
+    LIMITS.pageSize = 2; // several pages even on a small cluster
+    try {
+      const res = await controller.nodes.list(new AbortController().signal);
+      const names = res.items.map((n) => n.metadata?.name);
+      for (const i of [1, 2, 3]) assert.ok(names.includes(`${RUN}-list-${i}`), `node ${i} listed`);
+      assert.equal(new Set(names).size, names.length, 'no node twice across pages');
+      assert.match(res.resourceVersion, /^\d+$/);
+    } finally {
+      LIMITS.pageSize = saved;
+    }
+    assert.ok(Array.isArray(await controller.listVolumeAttachments()));
+    assert.ok(Array.isArray(await controller.listPersistentVolumes()));
+    const vas = await controller.volumeAttachments.list(new AbortController().signal);
+    assert.match(vas.resourceVersion, /^\d+$/);
+  });
+
+  it('controller: a watch from the list sees a Node added; a compacted resourceVersion is WatchGoneError', async (t) => {
+    if (skip.reason) return t.skip(skip.reason);
+    const { resourceVersion } = await controller.nodes.list(new AbortController().signal);
+    const name = `${RUN}-watched`;
+    const abort = new AbortController();
+    const seen: WatchEvent<unknown>[] = [];
+    const watching = controller.nodes.watch(
+      resourceVersion,
+      (e) => {
+        seen.push(e);
+        if (e.type === 'ADDED' && (e.object as { metadata: { name: string } }).metadata.name === name)
+          abort.abort(new Error('seen'));
+      },
+      abort.signal,
+    );
+    await createNode(name);
+    await assert.rejects(watching, /seen|aborted/i);
+    assert.ok(seen.some((e) => e.type === 'ADDED'));
+    // resourceVersion 1 is long compacted away on any API server that has run a while
+    await assert.rejects(
+      controller.nodes.watch('1', () => undefined, AbortSignal.timeout(30_000)),
+      (err: unknown) => err instanceof WatchGoneError,
+    );
+  });
+
+  it("controller: creates an Event (the reconciler's Warning on a PV)", async (t) => {
+    if (skip.reason) return t.skip(skip.reason);
+    const now = new Date();
+    const name = `${RUN}-event`;
+    await controller.createEvent('default', {
+      metadata: { name, namespace: 'default' },
+      involvedObject: { apiVersion: 'v1', kind: 'PersistentVolume', name: `${RUN}-pv` },
+      reason: 'StaleAttachment',
+      message: 'a test event',
+      type: 'Warning',
+      source: { component: `${DRIVER}/attachment-reconciler` },
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    });
+    try {
+      const ev = await lab.core!.readNamespacedEvent({ name, namespace: 'default' });
+      assert.equal(ev.reason, 'StaleAttachment');
+      assert.equal(ev.involvedObject.name, `${RUN}-pv`);
+      assert.equal(new Date(ev.firstTimestamp as Date).getTime(), Math.floor(now.getTime() / 1000) * 1000);
+    } finally {
+      await ignore404(lab.core!.deleteNamespacedEvent({ name, namespace: 'default' }));
+    }
+    await assert.rejects(
+      controller.createEvent('Not/A/Namespace', { metadata: {}, involvedObject: {} }),
+      (err: unknown) => (err as KubeApiError).status === 400,
+    );
+  });
+
   it('errors: patching a missing Node is a 404, a bad token a 401, a bad name refused before any request', async (t) => {
     if (skip.reason) return t.skip(skip.reason);
     await assert.rejects(api.patchNodeAnnotations(`${RUN}-missing`, { a: '1' }), (err: unknown) => {
@@ -155,7 +238,7 @@ describe('node plugin Kubernetes client (light) on a real kube-apiserver', { tim
     });
     const bad = join(tmp, 'bad-token.kubeconfig');
     writeFileSync(bad, readFileSync(saKubeconfig, 'utf8').replace(/token: .*/, 'token: not-a-real-token'));
-    const badApi = await nodeKubeApi({ kubeconfig: bad });
+    const badApi = await lightKubeApi({ kubeconfig: bad });
     await assert.rejects(badApi!.getNode(`${RUN}-get`), (err: unknown) => {
       assert.ok(err instanceof KubeApiError);
       assert.equal(err.status, 401);
@@ -170,9 +253,9 @@ describe('node plugin Kubernetes client (light) on a real kube-apiserver', { tim
   });
 });
 
-describe('node plugin Kubernetes client (light): configuration', () => {
+describe("the driver's own Kubernetes client: configuration", () => {
   it('leaves exec and auth-provider kubeconfigs to the full client; no cluster: a Config error', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kube-nodeapi-cfg-'));
+    const dir = mkdtempSync(join(tmpdir(), 'kube-lightapi-cfg-'));
     try {
       const file = join(dir, 'exec.kubeconfig');
       writeFileSync(
@@ -186,14 +269,14 @@ describe('node plugin Kubernetes client (light): configuration', () => {
           'current-context: x',
         ].join('\n'),
       );
-      assert.equal(await nodeKubeApi({ kubeconfig: file }), undefined);
+      assert.equal(await lightKubeApi({ kubeconfig: file }), undefined);
       const none = join(dir, 'none.kubeconfig');
       writeFileSync(none, 'apiVersion: v1\nkind: Config\nclusters: []\n');
-      await assert.rejects(nodeKubeApi({ kubeconfig: none }), /has no current cluster/);
+      await assert.rejects(lightKubeApi({ kubeconfig: none }), /has no current cluster/);
       const saved = { ...process.env };
       delete process.env['KUBERNETES_SERVICE_HOST'];
       try {
-        await assert.rejects(nodeKubeApi({}), /not running in a cluster/);
+        await assert.rejects(lightKubeApi({}), /not running in a cluster/);
       } finally {
         Object.assign(process.env, saved);
       }
