@@ -53,6 +53,15 @@ export function parseMountInfo(text: string): MountEntry[] {
   return out;
 }
 
+/** The topmost entry mounted at `canonical` (a real path), if any. */
+function topmost(table: readonly MountEntry[], canonical: string): MountEntry | undefined {
+  for (let i = table.length - 1; i >= 0; i--) {
+    const e = table[i] as MountEntry;
+    if (e.mountPoint === canonical) return e;
+  }
+  return undefined;
+}
+
 /** Real path of `p`, or its normalized absolute form when it does not exist (or is unreachable). */
 export async function canonicalPath(p: string): Promise<string> {
   try {
@@ -99,6 +108,8 @@ export interface MountRequest {
 
 export interface UnmountOptions {
   signal?: AbortSignal;
+  /** The mount table the caller read for this call (default: read it now). */
+  table?: readonly MountEntry[];
   /** How long to keep retrying while the mount is busy (default 10 s). */
   busyTimeoutMs?: number;
 }
@@ -131,24 +142,22 @@ export class Mounter {
     this.#timeoutMs = opts.timeoutMs ?? 60_000;
   }
 
-  /** The current mount table. */
+  /**
+   * The current mount table: one read of mountinfo. An RPC reads it once and passes it to `find`,
+   * `isMountPoint` and `unmount` (each reads it again when given none).
+   */
   async list(): Promise<MountEntry[]> {
     return parseMountInfo(await readFile(this.#mountInfoPath, 'utf8'));
   }
 
   /** The topmost mount at `p` (compared by real path), if `p` is a mount point. */
-  async find(p: string): Promise<MountEntry | undefined> {
+  async find(p: string, table?: readonly MountEntry[]): Promise<MountEntry | undefined> {
     const target = await canonicalPath(p);
-    const table = await this.list();
-    for (let i = table.length - 1; i >= 0; i--) {
-      const e = table[i] as MountEntry;
-      if (e.mountPoint === target) return e;
-    }
-    return undefined;
+    return topmost(table ?? (await this.list()), target);
   }
 
-  async isMountPoint(p: string): Promise<boolean> {
-    return (await this.find(p)) !== undefined;
+  async isMountPoint(p: string, table?: readonly MountEntry[]): Promise<boolean> {
+    return (await this.find(p, table)) !== undefined;
   }
 
   /** `mount [-t type] [-o opts] source target`. */
@@ -187,18 +196,22 @@ export class Mounter {
   }
 
   /**
-   * Unmounts `target` until it is no longer a mount point (stacked mounts included). Not mounted
-   * (or missing) is success. While busy, retries with backoff up to `busyTimeoutMs`, then throws
-   * MountBusyError.
+   * Unmounts `target` until no mount is left there (stacked mounts included): one `umount` per
+   * mount the table lists at `target` (read once, or `opts.table`), without reading it again.
+   * Not mounted (or missing) is success. While busy, retries with backoff up to `busyTimeoutMs`,
+   * then throws MountBusyError.
    */
   async unmount(target: string, opts: UnmountOptions = {}): Promise<void> {
     const busyTimeoutMs = opts.busyTimeoutMs ?? 10_000;
+    const canonical = await canonicalPath(target);
+    let left = (opts.table ?? (await this.list())).filter((e) => e.mountPoint === canonical).length;
     const started = Date.now();
     let delay = 100;
-    for (let round = 0; round < 64; round++) {
-      if (!(await this.isMountPoint(target))) return;
+    for (let round = 0; left > 0; round++) {
+      if (round >= 64) throw new Error(`${target} is still a mount point after repeated unmounts`);
       try {
         await this.#exec.run('umount', [target], { timeoutMs: this.#timeoutMs, signal: opts.signal });
+        left--;
       } catch (e) {
         if (isNotMounted(e)) return;
         if (!isBusy(e)) throw e;
@@ -209,7 +222,6 @@ export class Mounter {
         delay = Math.min(delay * 2, 1000);
       }
     }
-    throw new Error(`${target} is still a mount point after repeated unmounts`);
   }
 
   /**

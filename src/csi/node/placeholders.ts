@@ -5,6 +5,7 @@
  * directory the driver did not make, or one that holds anything, is left alone.
  */
 import { lstat, rm, rmdir } from 'node:fs/promises';
+import type { MountEntry } from '../../host/mount.ts';
 import type { RpcContext } from '../rpc.ts';
 import type { NodeContext } from './context.ts';
 import { errnoCode, isMissingPath } from './errors.ts';
@@ -43,16 +44,18 @@ export async function removePlaceholder(target: string, ctx: RpcContext): Promis
 
 /**
  * Removes every placeholder of `st` among `paths` that is not a mount point and forgets it
- * (mutates `st`; the caller stores it). Mounted ones stay recorded.
+ * (mutates `st`; the caller stores it). Mounted ones stay recorded. `table`: the mount table the
+ * caller read for this call, if none of `paths` was mounted or unmounted since.
  */
 export async function removePlaceholders(
   c: NodeContext,
   st: VolumeState,
   paths: readonly string[],
   ctx: RpcContext,
+  table?: readonly MountEntry[],
 ): Promise<void> {
   for (const p of paths) {
-    if (await c.mounter.isMountPoint(p)) continue;
+    if (await c.mounter.isMountPoint(p, table)) continue;
     await removePlaceholder(p, ctx);
     st.placeholders = (st.placeholders ?? []).filter((x) => x !== p);
   }

@@ -26,7 +26,8 @@ export function publishRpcs(c: NodeContext): { NodePublishVolume: Publish; NodeU
   /**
    * Makes sure `target` exists as what the bind needs (a directory for mount access, a file for
    * block access), creating it when absent and recording it as the driver's before it does.
-   * Something else already there is refused rather than mounted over.
+   * Something else already there is refused rather than mounted over. Writes the state (with
+   * `target` already in `st.targets`) before anything is created.
    */
   async function prepareTarget(st: VolumeState, target: string, cap: ParsedCapability): Promise<void> {
     let found: Awaited<ReturnType<typeof lstat>> | undefined;
@@ -43,12 +44,16 @@ export function publishRpcs(c: NodeContext): { NodePublishVolume: Publish; NodeU
           `target_path ${quotePath(target)} exists and is not ${want}; the driver does not mount over it`,
         );
       }
+      await store.put(st);
       return;
     }
     if (!(st.placeholders ?? []).includes(target)) {
       st.placeholders = [...(st.placeholders ?? []), target];
-      await store.put(st);
     }
+    // Recorded before it is created (and before the bind): one write for the placeholder and the
+    // target. A kill after it leaves a record of a target that may not be mounted, which is safe:
+    // every reader of `targets` checks the mount table, and unpublish or a retried publish finish.
+    await store.put(st);
     if (cap.accessType === 'mount') {
       await mkdirAll(target);
     } else {
@@ -85,9 +90,11 @@ export function publishRpcs(c: NodeContext): { NodePublishVolume: Publish; NodeU
         );
       }
       const readOnly = req.readonly || cap.readOnly || st.readOnly;
+      // One read of the mount table serves every check of this call.
+      const table = await mounter.list();
       if (cap.accessMode === 'SINGLE_NODE_SINGLE_WRITER' && !readOnly) {
         for (const t of st.targets) {
-          if (t.path !== target && !t.readOnly && (await mounter.isMountPoint(t.path))) {
+          if (t.path !== target && !t.readOnly && (await mounter.isMountPoint(t.path, table))) {
             throw failedPrecondition(
               `volume ${volumeId} is SINGLE_NODE_SINGLE_WRITER and already published at ${quotePath(t.path)}`,
             );
@@ -97,11 +104,12 @@ export function publishRpcs(c: NodeContext): { NodePublishVolume: Publish; NodeU
 
       // What the target must be a mount of: the staging filesystem, or the device node.
       const source = cap.accessType === 'mount' ? staging : st.device.devicePath;
-      const existing = await mounter.find(target);
+      const existing = await mounter.find(target, table);
+      const entry = { path: target, readOnly };
       if (existing) {
         let same: boolean;
         if (cap.accessType === 'mount') {
-          const stagingEntry = await mounter.find(staging);
+          const stagingEntry = await mounter.find(staging, table);
           same =
             stagingEntry !== undefined &&
             existing.majorMinor === stagingEntry.majorMinor &&
@@ -119,9 +127,14 @@ export function publishRpcs(c: NodeContext): { NodePublishVolume: Publish; NodeU
             `volume ${volumeId} is already published at ${quotePath(target)} ${readOnly ? 'read-write' : 'read-only'}`,
           );
         }
+        const known = st.targets.find((t) => t.path === target);
+        if (known?.readOnly !== readOnly) {
+          st.targets = [...st.targets.filter((t) => t.path !== target), entry];
+          await store.put(st);
+        }
       } else {
         if (cap.accessType === 'mount') {
-          if (!(await mounter.isMountPoint(staging))) {
+          if (!(await mounter.isMountPoint(staging, table))) {
             throw failedPrecondition(
               `staging path ${quotePath(staging)} of volume ${volumeId} is not mounted; stage it again`,
             );
@@ -131,11 +144,17 @@ export function publishRpcs(c: NodeContext): { NodePublishVolume: Publish; NodeU
             `device ${quotePath(st.device.devicePath)} of volume ${volumeId} is gone; stage it again`,
           );
         }
+        st.targets = [...st.targets.filter((t) => t.path !== target), entry];
         await prepareTarget(st, target, cap);
-        await mounter.bindMount(source, target, { readOnly, signal: ctx.signal });
+        try {
+          await mounter.bindMount(source, target, { readOnly, signal: ctx.signal });
+        } catch (e) {
+          // Not published after all (the placeholder stays recorded: unpublish removes it).
+          st.targets = st.targets.filter((t) => t.path !== target);
+          await store.put(st).catch(() => undefined);
+          throw e;
+        }
       }
-      st.targets = [...st.targets.filter((t) => t.path !== target), { path: target, readOnly }];
-      await store.put(st);
       ctx.log.info({ volumeId, target, readOnly }, 'volume published');
       return {};
     });

@@ -49,10 +49,12 @@ export function stageRpcs(c: NodeContext): { NodeStageVolume: Stage; NodeUnstage
     st.attachmentCompleted = true;
   }
 
-  /** Formats (only if blank and writable) and mounts the device at the staging path. */
+  /**
+   * Formats (only if blank and writable) and mounts the device at the staging path (which the
+   * caller created).
+   */
   async function mountStaging(dev: ConnectedDevice, staging: string, cap: ParsedCapability, ctx: RpcContext) {
     const fsType = cap.fsType as FsType;
-    await mkdirAll(staging);
     const existing = await mounter.find(staging);
     if (existing) {
       if (await c.mountedFrom(existing, dev)) return;
@@ -167,10 +169,7 @@ export function stageRpcs(c: NodeContext): { NodeStageVolume: Stage; NodeUnstage
       await store.put(st);
       try {
         if (cap.accessType === 'mount') await mountStaging(dev, staging, cap, ctx);
-        else {
-          if (cap.readOnly) await mounter.setReadOnly(dev.devicePath, ctx.signal);
-          await mkdirAll(staging);
-        }
+        else if (cap.readOnly) await mounter.setReadOnly(dev.devicePath, ctx.signal);
       } catch (e) {
         // Do not leave a session/map behind for a stage that failed before mounting. Own time
         // budget: the call's signal may be what failed.
@@ -209,20 +208,22 @@ export function stageRpcs(c: NodeContext): { NodeStageVolume: Stage; NodeUnstage
           `volume ${volumeId} is staged at ${quotePath(st.stagingPath)}, not ${quotePath(staging)}`,
         );
       }
+      // One read of the mount table serves every check of this call.
+      const table = await mounter.list();
       for (const t of st?.targets ?? []) {
-        if (await mounter.isMountPoint(t.path)) {
+        if (await mounter.isMountPoint(t.path, table)) {
           throw failedPrecondition(
             `volume ${volumeId} is still published at ${quotePath(t.path)}; unpublish it first`,
           );
         }
       }
-      await mounter.unmount(staging, { signal: ctx.signal, busyTimeoutMs: c.busyTimeoutMs });
+      await mounter.unmount(staging, { signal: ctx.signal, busyTimeoutMs: c.busyTimeoutMs, table });
       if (!st) {
         ctx.log.info({ volumeId, staging }, 'no state for volume: nothing to disconnect');
         return {};
       }
       // Placeholders of publishes that never completed or were unmounted behind our back.
-      await removePlaceholders(c, st, st.placeholders ?? [], ctx);
+      await removePlaceholders(c, st, st.placeholders ?? [], ctx, table);
       const dev = st.device;
       // Unmounting synced the filesystem; raw block access may have left dirty buffers of the
       // device itself (os-brick flushes before disconnecting).

@@ -6,11 +6,12 @@
  * disconnect it detaches it, so the device appears and vanishes like a real LUN/RBD map.
  * `FakeCinder` stands in for Cinder's attachments API (getAttachment/completeAttachment only).
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import {
   createNodeService,
   type NodeServiceImpl,
@@ -29,6 +30,11 @@ export const MiB = 1024 * 1024;
 
 function sh(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+}
+
+/** The same, without blocking the event loop (what the connectors do through the host executor). */
+async function shAsync(cmd: string, args: string[]): Promise<string> {
+  return (await promisify(execFile)(cmd, args, { encoding: 'utf8' })).stdout.trim();
 }
 
 /** Why these tests cannot run here, or undefined when they can. */
@@ -101,13 +107,18 @@ export class LoopConnector implements StorageConnector {
     const file = this.#files.get(String(info.target_iqn));
     if (!file) throw new Error(`no backing file for ${String(info.target_iqn)}`);
     const existing = (await loopsBackingSysfs(file))[0];
-    const devicePath = existing ?? sh('losetup', ['-f', '--show', file]);
+    const devicePath = existing ?? (await shAsync('losetup', ['-f', '--show', file]));
     return { protocol: 'iscsi', devicePath, details: { backingFile: file, iqn: info.target_iqn } };
   }
 
   async disconnect(dev: ConnectedDevice): Promise<void> {
     this.calls.push(`disconnect ${dev.devicePath}`);
-    for (const l of await loopsBackingSysfs(String(dev.details.backingFile))) detachLoop(l);
+    for (const l of await loopsBackingSysfs(String(dev.details.backingFile))) {
+      // See detachLoop; the mark is read from sysfs, so a read-write device costs no command.
+      const ro = await readFile(`/sys/block/${path.basename(l)}/ro`, 'utf8').catch(() => '0');
+      if (ro.trim() === '1') await shAsync('blockdev', ['--setrw', l]).catch(() => undefined);
+      await shAsync('losetup', ['-d', l]);
+    }
   }
 
   async rescan(dev: ConnectedDevice): Promise<void> {
@@ -281,7 +292,7 @@ export function blockCap(mode = 'SINGLE_NODE_WRITER') {
   return { block: {}, access_mode: { mode }, access_type: 'block' } as const;
 }
 
-export { sh };
+export { sh, shAsync };
 
 type Cap = ReturnType<typeof mountCap> | ReturnType<typeof blockCap>;
 

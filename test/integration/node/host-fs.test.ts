@@ -1,7 +1,7 @@
 /**
  * src/host/mount.ts, filesystem.ts and stats.ts against the real tools on loop devices (root):
  * blkid probing, format-only-blank, partition-table refusal, fsck, mount table parsing of real
- * mounts, read-only bind, busy unmount with bounded wait.
+ * mounts, read-only bind, stacked and busy unmounts (bounded wait).
  */
 import assert from 'node:assert/strict';
 import { mkdir, open, writeFile } from 'node:fs/promises';
@@ -84,6 +84,44 @@ describe('host filesystem and mount helpers on loop devices', { skip }, () => {
       await m.unmount(bind); // not mounted: success
       assert.equal(await m.isMountPoint(bind), false);
       await m.unmount(mnt);
+    });
+  });
+
+  test('unmount removes stacked mounts with one umount each and one read of the mount table', async () => {
+    await withLoop(32, async (dev, w) => {
+      const fs = new Filesystems({ executor: w.executor });
+      const m = new Mounter({ executor: w.executor });
+      await fs.format(dev, 'ext4');
+      const mnt = path.join(w.kubeletRoot, 'stacked');
+      const other = path.join(w.kubeletRoot, 'other');
+      await mkdir(mnt, { recursive: true });
+      await mkdir(other, { recursive: true });
+      await m.mount(dev, mnt, { fsType: 'ext4' });
+      await m.bindMount(other, mnt); // a second mount on top of the first
+      const list = m.list.bind(m);
+      let reads = 0;
+      m.list = () => {
+        reads++;
+        return list();
+      };
+      const umounts: string[] = [];
+      const run = w.executor.run.bind(w.executor);
+      const exec = {
+        run: (cmd: string, a: string[], o?: object) => {
+          if (cmd === 'umount') umounts.push(a.join(' '));
+          return run(cmd, a, o);
+        },
+      };
+      const counted = new Mounter({ executor: exec });
+      counted.list = m.list;
+      await counted.unmount(mnt);
+      assert.equal(await new Mounter({ executor: w.executor }).isMountPoint(mnt), false, 'both gone');
+      assert.deepEqual(umounts, [mnt, mnt]);
+      assert.equal(reads, 1);
+      // Given the caller's table, it reads none; nothing mounted there: no umount at all.
+      await counted.unmount(mnt, { table: await list() });
+      assert.equal(reads, 1);
+      assert.equal(umounts.length, 2);
     });
   });
 
