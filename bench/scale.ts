@@ -21,10 +21,12 @@
  * Bounded: creates run --parallel at a time with 3 tries each, every wait has a limit, and the
  * `finally` deletes the run's attachments and volumes (and waits, bounded, until they are gone);
  * SIGINT/SIGTERM run the same clean-up. `--purge` removes every `scale-bench-*` volume (or one run's).
+ *
+ * Parts: scale-volumes.ts (parallel creates, listing, clean-up), scale-controller.ts (the controller
+ * process and its RSS), scale-report.ts (the rows and the growth table).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -34,12 +36,14 @@ import type { RpcContext } from '../src/csi/rpc.ts';
 import type { StaleAttachmentReconcilerOptions } from '../src/kube/reconciler.ts';
 import { StaleAttachmentReconciler } from '../src/kube/reconciler.ts';
 import { CinderClient } from '../src/openstack/cinder.ts';
-import type { Volume } from '../src/openstack/cinder-types.ts';
 import { OpenStackSession } from '../src/openstack/session.ts';
 import { silentLogger } from '../src/util/logger.ts';
 import { kubeLab } from '../test/integration/kube/kube-lab.ts';
-import { csiClient, csiClientPackage } from '../test/support/csi-client.ts';
-import { labConfig, labNoauth } from '../test/support/lab.ts';
+import { csiClientPackage } from '../test/support/csi-client.ts';
+import { labConfig } from '../test/support/lab.ts';
+import { controllerRss } from './scale-controller.ts';
+import { type Listing, printGrowth, type Row } from './scale-report.ts';
+import { median, PREFIX_ROOT, sleep, volumeOps } from './scale-volumes.ts';
 
 const { values, positionals } = parseArgs({
   options: {
@@ -60,16 +64,8 @@ const PARALLEL = Math.min(Math.max(Number(values.parallel), 1), 100);
 const ATTACHED = Math.max(Number(values.attached), 0);
 const PASSES = Math.max(Number(values.passes), 1);
 const TYPE = process.env['SCALE_BENCH_TYPE'] ?? 'fake';
-const PREFIX_ROOT = 'scale-bench-';
 const MAX_VOLUMES = 20_000;
 if (STEPS.length === 0 || STEPS.at(-1)! > MAX_VOLUMES) throw new Error(`--steps: 1..${MAX_VOLUMES}`);
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 let requests = 0;
 const session = new OpenStackSession({
@@ -79,93 +75,7 @@ const session = new OpenStackSession({
 });
 const cinder = new CinderClient({ session: session.service('block-storage'), logger: silentLogger() });
 
-/** Runs `fn` over `items`, `PARALLEL` at a time. */
-async function pool<T>(items: T[], fn: (x: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(PARALLEL, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++]!);
-    }),
-  );
-}
-
-async function tries<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  for (let i = 0; ; i++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (i >= 2) throw new Error(`${what}: ${(err as Error).message}`);
-      await sleep(500 * 2 ** i);
-    }
-  }
-}
-
-async function listOwn(prefix: string | undefined): Promise<Volume[]> {
-  const out: Volume[] = [];
-  const filters = prefix ? { metadata: { [META.cluster]: prefix } } : {};
-  for await (const v of cinder.listVolumes({ ...filters, limit: 1000 })) {
-    if ((v.name ?? '').startsWith(prefix ?? PREFIX_ROOT)) out.push(v);
-  }
-  return out;
-}
-
-/**
- * Admin `os-reset_status` to `error` (noauth API): for volumes the lab never finished creating
- * (seen under load: a create lost between scheduler and volume service stays `creating` forever).
- */
-async function resetToError(id: string): Promise<void> {
-  const n = labNoauth();
-  await fetch(`${n.endpoint}/${n.projectId}/volumes/${id}/action`, {
-    method: 'POST',
-    headers: {
-      'X-Auth-Token': `${n.userId}:${n.projectId}`,
-      'Content-Type': 'application/json',
-      'OpenStack-API-Version': 'volume 3.0',
-    },
-    body: JSON.stringify({ 'os-reset_status': { status: 'error' } }),
-    signal: AbortSignal.timeout(30_000),
-  })
-    .then((r) => r.arrayBuffer())
-    .catch(() => {});
-}
-
-/** A volume `creating` (or `deleting`) for longer than this is stuck: reset to `error`, then deleted. */
-const STUCK_MS = 300_000;
-
-/** Deletes the attachments and volumes of one run (or of every scale-bench run); bounded. */
-async function purge(prefix: string | undefined, limitMs: number): Promise<number> {
-  const deadline = Date.now() + limitMs;
-  for (;;) {
-    const left = await listOwn(prefix);
-    if (left.length === 0) return 0;
-    if (Date.now() > deadline) {
-      console.error(
-        `clean-up: ${left.length} volumes left (run 'node bench/scale.ts --purge ${prefix ?? ''}'): ` +
-          left
-            .slice(0, 5)
-            .map((v) => `${v.id} (${v.status})`)
-            .join(', '),
-      );
-      return left.length;
-    }
-    const withAttachments = left.filter((v) => ['reserved', 'attaching', 'in-use'].includes(v.status));
-    await pool(withAttachments, async (v) => {
-      const atts = await cinder.listAttachments({ volume_id: v.id }).catch(() => []);
-      for (const a of atts) await cinder.deleteAttachment(a.id).catch(() => {});
-    });
-    const stuck = left.filter(
-      (v) =>
-        (v.status === 'creating' && Date.now() - Date.parse(`${v.created_at}Z`) > STUCK_MS) ||
-        (v.status === 'deleting' && Date.now() - Date.parse(`${v.updated_at ?? v.created_at}Z`) > STUCK_MS),
-    );
-    await pool(stuck, (v) => resetToError(v.id));
-    const deletable = left.filter(
-      (v) => !v.status.startsWith('delet') && v.status !== 'creating' && !withAttachments.includes(v),
-    );
-    await pool(deletable, (v) => cinder.deleteVolume(v.id).catch(() => {}));
-    await sleep(2000);
-  }
-}
+const { pool, tries, listOwn, purge } = volumeOps(cinder, PARALLEL);
 
 if (values.purge) {
   const prefix = positionals.find((a) => a.startsWith(PREFIX_ROOT));
@@ -229,7 +139,7 @@ async function grow(from: number, to: number): Promise<{ ms: number; errors: num
   }
 }
 
-async function listAll(maxEntries: number): Promise<{ ms: number; pages: number; reqs: number; n: number }> {
+async function listAll(maxEntries: number): Promise<Listing> {
   const r0 = requests;
   const t0 = performance.now();
   let token = '';
@@ -255,103 +165,6 @@ const emptyKube: Kube = {
     watch: async () => {},
   } as unknown as Kube['nodes'],
 };
-
-/** The controller as a real process; its RSS after start, its first reconciler pass and a listing. */
-async function controllerRss(
-  dir: string,
-  kubeconfig: string | undefined,
-  settleMs: number,
-): Promise<{ rss: number; anon: number; listMs: number }> {
-  const sock = join(dir, `ctl-${randomBytes(3).toString('hex')}.sock`);
-  const n = labNoauth();
-  const child: ChildProcess = spawn(
-    join(import.meta.dirname, '../bin/cinder-csi'),
-    [
-      '--mode',
-      'controller',
-      '--endpoint',
-      `unix://${sock}`,
-      '--cluster-id',
-      prefix,
-      '--log-level',
-      'warn',
-      '--state-dir',
-      join(dir, 'state'),
-      ...(kubeconfig ? ['--kubeconfig', kubeconfig] : []),
-    ],
-    {
-      env: {
-        ...process.env,
-        PATH: `${join(process.execPath, '..')}:${process.env['PATH'] ?? ''}`,
-        OS_AUTH_TYPE: 'noauth',
-        OS_USER_ID: n.userId,
-        OS_PROJECT_ID: n.projectId,
-        OS_ENDPOINT: n.endpoint,
-      },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    },
-  );
-  const client = csiClient(`unix://${sock}`);
-  try {
-    const t0 = Date.now();
-    for (;;) {
-      if (Date.now() - t0 > 60_000) throw new Error('controller not ready after 60 s');
-      if (child.exitCode !== null) throw new Error(`controller exited ${child.exitCode}`);
-      if (existsSync(sock)) {
-        const r = await client
-          .call<{ ready: { value: boolean } | null }>('Identity', 'Probe', {}, 2000)
-          .catch(() => undefined);
-        if (r?.ready?.value) break;
-      }
-      await sleep(50);
-    }
-    await sleep(settleMs); // its start-up reconciler pass
-    const t1 = performance.now();
-    let token = '';
-    let pages = 0;
-    do {
-      const res = await client.call<{ next_token: string }>(
-        'Controller',
-        'ListVolumes',
-        { max_entries: 0, starting_token: token },
-        120_000,
-      );
-      token = res.next_token;
-    } while (token && ++pages < 10_000);
-    const listMs = performance.now() - t1;
-    await sleep(2000);
-    const samples: { rss: number; anon: number }[] = [];
-    for (let i = 0; i < 5; i++) {
-      const text = readFileSync(`/proc/${child.pid}/smaps_rollup`, 'utf8');
-      const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1]) / 1024;
-      samples.push({ rss: kb('Rss'), anon: kb('Anonymous') });
-      await sleep(200);
-    }
-    return { rss: median(samples.map((s) => s.rss)), anon: median(samples.map((s) => s.anon)), listMs };
-  } finally {
-    client.close();
-    if (child.exitCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-    }
-  }
-}
-
-interface Row {
-  n: number;
-  createS: number;
-  list0: Awaited<ReturnType<typeof listAll>>;
-  list100: Awaited<ReturnType<typeof listAll>>;
-  passMs: number;
-  passReqs: number;
-  examined: number;
-  rss: number;
-  anon: number;
-  grpcListMs: number;
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'bench-scale-'));
 let stopping = false;
@@ -384,7 +197,7 @@ try {
     graceMs: 3_600_000,
     logger: silentLogger(),
   });
-  const base = await controllerRss(dir, kubeconfig, 2000);
+  const base = await controllerRss(prefix, dir, kubeconfig, 2000);
   console.log(
     `0 volumes: controller RSS ${base.rss.toFixed(1)} MiB (anon ${base.anon.toFixed(1)})${kubeconfig ? ', with the Kubernetes client' : ''}`,
   );
@@ -408,7 +221,7 @@ try {
       passes.push({ ms: performance.now() - t0, reqs: requests - r0, examined: res.examined });
     }
     const passMs = median(passes.map((p) => p.ms));
-    const proc = await controllerRss(dir, kubeconfig, Math.max(2000, passMs * 2));
+    const proc = await controllerRss(prefix, dir, kubeconfig, Math.max(2000, passMs * 2));
     const row: Row = {
       n,
       createS: g.ms / 1000,
@@ -430,32 +243,7 @@ try {
         `controller RSS ${proc.rss.toFixed(1)} MiB (anon ${proc.anon.toFixed(1)}); load ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}`,
     );
   }
-  if (rows.length >= 2) {
-    const a = rows[0]!;
-    const b = rows.at(-1)!;
-    const figures: [string, (r: Row) => number, string][] = [
-      ['ListVolumes all pages (default page)', (r) => r.list0.ms, 'ms'],
-      ['ListVolumes Cinder requests (default page)', (r) => r.list0.reqs, ''],
-      ['ListVolumes all pages (page 100)', (r) => r.list100.ms, 'ms'],
-      ['ListVolumes Cinder requests (page 100)', (r) => r.list100.reqs, ''],
-      ['reconciler pass', (r) => r.passMs, 'ms'],
-      ['reconciler Cinder requests', (r) => r.passReqs, ''],
-      ['controller RSS', (r) => r.rss, 'MiB'],
-      ['controller anon', (r) => r.anon, 'MiB'],
-    ];
-    console.log(
-      `| figure | ${rows.map((r) => r.n).join(' | ')} | slope per 1,000 | largest deviation from the line |`,
-    );
-    console.log(`|---|${rows.map(() => '---|').join('')}---|---|`);
-    for (const [name, f, unit] of figures) {
-      const slope = ((f(b) - f(a)) / (b.n - a.n)) * 1000;
-      const dev = Math.max(...rows.map((r) => Math.abs(f(r) - (f(a) + (slope * (r.n - a.n)) / 1000))));
-      const fmt = (x: number) => (unit === 'MiB' ? x.toFixed(1) : x.toFixed(0));
-      console.log(
-        `| ${name}${unit ? ` (${unit})` : ''} | ${rows.map((r) => fmt(f(r))).join(' | ')} | ${slope.toFixed(unit === 'MiB' ? 2 : 1)} | ${fmt(dev)} |`,
-      );
-    }
-  }
+  printGrowth(rows);
 } finally {
   if (!stopping) {
     const t0 = performance.now();
