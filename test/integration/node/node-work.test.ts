@@ -100,22 +100,29 @@ describe('node work per RPC on loop devices', { skip: rootSkipReason() }, () => 
       const v = await w.volume(64);
       const cap = mountCap('ext4');
       const target = v.target();
-      // The first plugin's `mount --bind` never returns: the process is as good as killed there.
+      // A plugin whose `mount --bind` never returns: the process is as good as killed there.
       const real = new HostExecutor({ logger: silentLogger() });
-      const killedAtBind = () =>
-        w.service({
+      const killedAtBind = () => {
+        let reached!: () => void;
+        const atBind = new Promise<void>((r) => {
+          reached = r;
+        });
+        const svc = w.service({
           executor: {
-            run: (cmd, args, opts) =>
-              args.includes('--bind') ? new Promise<never>(() => undefined) : real.run(cmd, args, opts),
+            run: (cmd, args, opts) => {
+              if (!args.includes('--bind')) return real.run(cmd, args, opts);
+              reached();
+              return new Promise<never>(() => undefined);
+            },
           },
         });
+        return { svc, atBind };
+      };
       const first = killedAtBind();
-      await first.NodeStageVolume(req.stage(v, cap), ctx());
-      void first.NodePublishVolume(req.publish(v, cap, target), ctx());
+      await first.svc.NodeStageVolume(req.stage(v, cap), ctx());
+      void first.svc.NodePublishVolume(req.publish(v, cap, target), ctx());
+      await first.atBind;
       const recorded = async () => (await w.service().stateStore.get(v.id))?.targets ?? [];
-      for (let i = 0; i < 500 && (await recorded()).length === 0; i++) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
       assert.deepEqual(await recorded(), [{ path: target, readOnly: false }], 'recorded before the bind');
       assert.ok((await stat(target)).isDirectory(), 'the placeholder exists');
       assert.equal(await findmnt(target), undefined, 'nothing is bound yet');
@@ -127,10 +134,10 @@ describe('node work per RPC on loop devices', { skip: rootSkipReason() }, () => 
 
       // A kill at the same step, then unpublish and unstage instead of a retry: all removed.
       await second.NodeUnpublishVolume(req.unpublish(v, target), ctx());
-      void killedAtBind().NodePublishVolume(req.publish(v, cap, target), ctx());
-      for (let i = 0; i < 500 && (await recorded()).length === 0; i++) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
+      const again = killedAtBind();
+      void again.svc.NodePublishVolume(req.publish(v, cap, target), ctx());
+      await again.atBind;
+      assert.equal((await recorded()).length, 1);
       const third = w.service();
       await third.NodeUnstageVolume(req.unstage(v), ctx()); // the recorded target is not mounted
       await assert.rejects(stat(target), { code: 'ENOENT' }, 'the placeholder is removed');
