@@ -53,8 +53,8 @@ REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/progress.sh
 . "$HERE/../../scripts/progress.sh"
-# shellcheck source=test/k8s/daemon-lib.sh
-. "$HERE/daemon-lib.sh"
+# shellcheck source=scripts/daemon-lib.sh
+. "$HERE/../../scripts/daemon-lib.sh"
 # shellcheck source=test/k8s/kube-lab-install.sh
 . "$HERE/kube-lab-install.sh"
 

@@ -98,8 +98,8 @@ PKGS=(containerd runc containernetworking-plugins busybox-static gcc libc6-dev j
 # shellcheck source=scripts/progress.sh
 . "$HERE/../../scripts/progress.sh"
 
-# shellcheck source=test/k8s/daemon-lib.sh
-. "$HERE/daemon-lib.sh"
+# shellcheck source=scripts/daemon-lib.sh
+. "$HERE/../../scripts/daemon-lib.sh"
 
 ctr_() { ctr --address "$SOCK" --namespace k8s.io "$@"; }
 

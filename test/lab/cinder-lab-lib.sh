@@ -1,7 +1,7 @@
-# cinder-lab-lib.sh - helpers of the lab: templates (render), daemons (start_bg,
-# stop_bg, wait_for, pid files), ports, the MariaDB client, the saved lab state
+# cinder-lab-lib.sh - helpers of the lab: templates (render), daemons (stop_bg, wait_for; the rest
+# is scripts/daemon-lib.sh), ports, the MariaDB client, the saved lab state
 # Sourced by test/lab/cinder-lab.sh after its settings (STATE, RUN, LOG, ports, passwords, packages)
-# and its ts/log/die/now_ms; not to be run on its own.
+# and scripts/daemon-lib.sh; not to be run on its own.
 # shellcheck shell=bash
 
 # ---------------------------------------------------------------- helpers
@@ -26,31 +26,8 @@ os.replace(tmp, dst)
 EOF
 }
 
-proc_start() { awk '{print $22}' "/proc/$1/stat" 2>/dev/null; }  # start time (clock ticks since boot)
-
-pidof_svc() { # prints the pid if the service's pid file ("PID STARTTIME") points to the process we started
-  local f=$RUN/$1.pid pid st
-  [[ -s $f ]] || return 1
-  read -r pid st < "$f" || true
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  # guard against pid reuse (e.g. stale pid files after a reboot)
-  [[ -z $st || "$(proc_start "$pid")" == "$st" ]] || return 1
-  echo "$pid"
-}
-is_running() { pidof_svc "$1" >/dev/null; }
-
-start_bg() { # start_bg NAME CMD... : run CMD in its own session, stdout/err to $LOG/NAME.out
-  local name=$1 pid; shift
-  if is_running "$name"; then log "$name already running (pid $(pidof_svc "$name"))"; return 0; fi
-  mkdir -p "$RUN" "$LOG"
-  log "starting $name"
-  echo "===== $(date -Is) $*" >> "$LOG/$name.out"
-  setsid "$@" >>"$LOG/$name.out" 2>&1 < /dev/null &
-  pid=$!
-  echo "$pid $(proc_start "$pid")" > "$RUN/$name.pid"
-}
-
+# stop_bg and wait_for replace scripts/daemon-lib.sh's (sourced by cinder-lab.sh): the lab stops
+# its daemons in parallel, optionally their whole process groups, and waits for things no service owns
 stop_bg() { # stop_bg [-t TIMEOUT] [-g] NAME... : SIGTERM (-g: to the whole process group) the daemons
   # we started, in parallel; wait; then SIGKILL whatever is left in their process groups
   local timeout=30 group=0 name pid i alive

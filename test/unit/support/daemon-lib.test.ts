@@ -1,5 +1,5 @@
 /**
- * test/k8s/daemon-lib.sh, the daemon helpers of kube-lab.sh and kube-node.sh, on a real dummy daemon
+ * scripts/daemon-lib.sh, the daemon helpers of the lab scripts (test/k8s, test/lab), on a real dummy daemon
  * (`sleep`) in a temporary RUN/LOG: start_bg runs it in its own session with a pid file, wait_for
  * waits for it and gives up when it died, stop_bg stops it and removes the pid file. A daemon must
  * not inherit fd 8, the set-up's lock (kube-node.sh's flock): if it did, the lock would stay held
@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 
-const LIB = resolve(import.meta.dirname, '../../k8s/daemon-lib.sh');
+const LIB = resolve(import.meta.dirname, '../../../scripts/daemon-lib.sh');
 
 /** Runs a bash script that has sourced the lib with RUN/LOG under DIR; never throws for an exit. */
 function bash(dir: string, script: string) {

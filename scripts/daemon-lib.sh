@@ -1,5 +1,7 @@
-# daemon-lib.sh - logging and daemon helpers shared by test/k8s/kube-lab.sh and kube-node.sh
-# (sourced; each script sets RUN (pid files) and LOG (daemon output) first).
+# daemon-lib.sh - logging and daemon helpers shared by the lab scripts: test/k8s/kube-lab.sh,
+# test/k8s/kube-node.sh and test/lab/cinder-lab.sh (sourced; each sets RUN (pid files) and LOG
+# (daemon output)). cinder-lab-lib.sh replaces stop_bg and wait_for with its own (parallel stops of
+# whole process groups; waits not tied to a service).
 #
 # A daemon runs in its own session (setsid); its pid file "$RUN/NAME.pid" holds "PID STARTTIME" so a
 # recycled pid is not taken for it. Daemons never inherit fd 8, the lock a script holds while it
