@@ -67,3 +67,29 @@ export async function allOf(calls: (() => Promise<unknown>)[]): Promise<void> {
   }
   if (first !== undefined) throw first;
 }
+
+/**
+ * Registers the deletion of the object a create call makes, before the call: `create` is the
+ * (idempotent, by name) CSI create call. If the first call was sent but its answer never arrived,
+ * the clean-up sends it again to learn the id of what Cinder made, then deletes that.
+ */
+export function owedCreate<T>(
+  undo: UndoList,
+  undoName: string,
+  create: () => Promise<T>,
+  idOf: (r: T) => string,
+  remove: (id: string) => Promise<unknown>,
+): () => Promise<T> {
+  let id: string | undefined;
+  let sent = false;
+  undo.add(undoName, async () => {
+    if (id === undefined && sent) id = idOf(await create());
+    if (id !== undefined) await whileBusy(() => remove(id!));
+  });
+  return async () => {
+    sent = true;
+    const r = await create();
+    id = idOf(r);
+    return r;
+  };
+}

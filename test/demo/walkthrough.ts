@@ -10,13 +10,18 @@
  * volumes, in dependency order, each retried while Cinder still reports it busy). To prove that,
  * CINDER_CSI_DEMO_FAIL_AT=<step name prefix> makes that step fail before it runs (an injected
  * failure; test/integration/demo/demo.test.ts uses it).
+ *
+ * Parts: steps.ts (the step runner and its output), attach.ts (attach and detach on the node),
+ * undo.ts (what the clean-up owes).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { csiClient } from '../support/csi-client.ts';
-import { allOf, UndoList, whileBusy } from './undo.ts';
+import { attacher, mountCap, type Vol } from './attach.ts';
+import { createSteps, paint } from './steps.ts';
+import { owedCreate, UndoList } from './undo.ts';
 
 const { values } = parseArgs({
   options: {
@@ -41,19 +46,7 @@ const failAt = process.env['CINDER_CSI_DEMO_FAIL_AT'] || undefined;
 /** Secrets seen during the run (the lab target's CHAP credentials), looked for in the driver's log. */
 const plantedSecrets = new Set<string>();
 
-/** The CHAP password Cinder's tgt helper configured for this volume's target (lab-side file). */
-function chapSecretOf(volumeId: string): string | undefined {
-  try {
-    const conf = readFileSync(`/var/lib/cinder/volumes/volume-${volumeId}`, 'utf8');
-    return /incominguser\s+\S+\s+(\S+)/.exec(conf)?.[1];
-  } catch {
-    return undefined;
-  }
-}
 const GiB = 1024n ** 3n;
-const color = process.stdout.isTTY;
-const paint = (c: number, s: string) => (color ? `\x1b[${c}m${s}\x1b[0m` : s);
-
 const grpc = csiClient(endpoint.startsWith('unix://') ? endpoint : endpoint.replace(/^tcp:\/\//, ''));
 /** Deadlines like the sidecars' and kubelet's (minutes, not the test client's 10 s): on a busy
  * machine a ControllerPublishVolume can take longer than 10 s, and a call given up on by the client
@@ -62,182 +55,11 @@ const client: typeof grpc = {
   call: (service, method, req, timeoutMs = 120_000) => grpc.call(service, method, req, timeoutMs),
   close: () => grpc.close(),
 };
-const results: { name: string; ok: boolean; ms: number; note?: string }[] = [];
 const undo = new UndoList();
-/** Set by SIGINT/SIGTERM: no new step starts, the clean-up still runs (a second signal exits). */
-let interrupted: string | undefined;
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    if (interrupted) process.exit(130);
-    interrupted = sig;
-    console.log(`${sig}: stopping after the current call, then cleaning up (again to exit at once)`);
-  });
-}
+const { results, step, cleanupStep, check, interrupted } = createSteps(failAt);
 
-const step = <T>(name: string, fn: () => Promise<T>, note?: (r: T) => string) => run(name, fn, note, true);
-/** A clean-up step: runs even after an interrupt and never gets an injected failure. */
-const cleanupStep = <T>(name: string, fn: () => Promise<T>) => run(name, fn, undefined, false);
+const { attachAndMount, detach } = attacher({ client, nodeId, kubeletRoot, undo, step, plantedSecrets });
 
-async function run<T>(
-  name: string,
-  fn: () => Promise<T>,
-  note: ((r: T) => string) | undefined,
-  guarded: boolean,
-): Promise<T> {
-  const t0 = performance.now();
-  try {
-    if (guarded && interrupted) throw new Error(`interrupted (${interrupted})`);
-    if (guarded && failAt && name.startsWith(failAt)) {
-      throw new Error(`injected failure (CINDER_CSI_DEMO_FAIL_AT=${failAt})`);
-    }
-    const r = await fn();
-    const ms = performance.now() - t0;
-    const n = note ? note(r) : undefined;
-    results.push({ name, ok: true, ms, ...(n ? { note: n } : {}) });
-    console.log(
-      `${paint(32, '✔')} ${name.padEnd(58)} ${ms.toFixed(0).padStart(6)} ms${n ? `  ${paint(2, n)}` : ''}`,
-    );
-    return r;
-  } catch (err) {
-    const ms = performance.now() - t0;
-    const e = err as { code?: number; details?: string; message?: string };
-    const msg = e.details ?? e.message ?? String(err);
-    results.push({ name, ok: false, ms, note: msg });
-    console.log(`${paint(31, '✖')} ${name.padEnd(58)} ${ms.toFixed(0).padStart(6)} ms  ${paint(31, msg)}`);
-    throw err;
-  }
-}
-
-function check(name: string, ok: boolean, detail: string): void {
-  results.push({ name, ok, ms: 0, note: detail });
-  console.log(
-    `${ok ? paint(32, '✔') : paint(31, '✖')} check: ${name.padEnd(51)}          ${paint(2, detail)}`,
-  );
-  if (!ok) throw new Error(`check failed: ${name}: ${detail}`);
-}
-
-const mountCap = { mount: { fs_type: 'xfs', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } };
-type Vol = {
-  volume: {
-    volume_id: string;
-    capacity_bytes: string;
-    accessible_topology: { segments: Record<string, string> }[];
-  };
-};
-
-type Attached = { staging: string; target: string; owed: ReturnType<UndoList['add']> };
-
-async function attachAndMount(volumeId: string, tag: string): Promise<Attached> {
-  const staging = join(kubeletRoot, 'plugins/kubernetes.io/csi/cinder.csi.dev', tag, 'globalmount');
-  const target = join(kubeletRoot, 'pods', `pod-${tag}`, 'volumes/kubernetes.io~csi', `pv-${tag}`, 'mount');
-  // Owed from the moment the attach is asked for: every step of a detach is idempotent.
-  const owed = undo.add(`detach ${tag} (unpublish, unstage, ControllerUnpublish)`, () =>
-    allOf([
-      () => client.call('Node', 'NodeUnpublishVolume', { volume_id: volumeId, target_path: target }),
-      () =>
-        client.call(
-          'Node',
-          'NodeUnstageVolume',
-          { volume_id: volumeId, staging_target_path: staging },
-          60_000,
-        ),
-      () =>
-        whileBusy(() =>
-          client.call(
-            'Controller',
-            'ControllerUnpublishVolume',
-            { volume_id: volumeId, node_id: nodeId },
-            60_000,
-          ),
-        ),
-    ]),
-  );
-  const pub = await step(
-    `ControllerPublishVolume ${tag} → ${nodeId}`,
-    () =>
-      client.call<{ publish_context: Record<string, string> }>('Controller', 'ControllerPublishVolume', {
-        volume_id: volumeId,
-        node_id: nodeId,
-        volume_capability: mountCap,
-        readonly: false,
-      }),
-    (r) =>
-      `attachment ${r.publish_context['attachment_id']?.slice(0, 8)}…, ${r.publish_context['driver_volume_type']}`,
-  );
-  const chap = chapSecretOf(volumeId);
-  if (chap) plantedSecrets.add(chap);
-  mkdirSync(staging, { recursive: true });
-  mkdirSync(join(target, '..'), { recursive: true });
-  await step(`NodeStageVolume ${tag} (connect, mkfs if blank, mount)`, () =>
-    client.call(
-      'Node',
-      'NodeStageVolume',
-      {
-        volume_id: volumeId,
-        publish_context: pub.publish_context,
-        staging_target_path: staging,
-        volume_capability: mountCap,
-      },
-      120_000,
-    ),
-  );
-  await step(`NodePublishVolume ${tag} (bind mount into the pod)`, () =>
-    client.call('Node', 'NodePublishVolume', {
-      volume_id: volumeId,
-      publish_context: pub.publish_context,
-      staging_target_path: staging,
-      target_path: target,
-      volume_capability: mountCap,
-      readonly: false,
-    }),
-  );
-  return { staging, target, owed };
-}
-
-/** The normal detach, step by step; only when all of it succeeded is nothing owed any more. */
-async function detach(volumeId: string, tag: string, paths: Attached) {
-  const run = step;
-  await run(`NodeUnpublishVolume ${tag}`, () =>
-    client.call('Node', 'NodeUnpublishVolume', { volume_id: volumeId, target_path: paths.target }),
-  );
-  await run(`NodeUnstageVolume ${tag} (unmount, flush, log out)`, () =>
-    client.call(
-      'Node',
-      'NodeUnstageVolume',
-      { volume_id: volumeId, staging_target_path: paths.staging },
-      60_000,
-    ),
-  );
-  await run(`ControllerUnpublishVolume ${tag}`, () =>
-    client.call('Controller', 'ControllerUnpublishVolume', { volume_id: volumeId, node_id: nodeId }, 60_000),
-  );
-  undo.settle(paths.owed);
-}
-
-/**
- * Registers the deletion of the object a create call makes, before the call: `create` is the
- * (idempotent, by name) CSI create call. If the first call was sent but its answer never arrived,
- * the clean-up sends it again to learn the id of what Cinder made, then deletes that.
- */
-function owedCreate<T>(
-  undoName: string,
-  create: () => Promise<T>,
-  idOf: (r: T) => string,
-  remove: (id: string) => Promise<unknown>,
-): () => Promise<T> {
-  let id: string | undefined;
-  let sent = false;
-  undo.add(undoName, async () => {
-    if (id === undefined && sent) id = idOf(await create());
-    if (id !== undefined) await whileBusy(() => remove(id!));
-  });
-  return async () => {
-    sent = true;
-    const r = await create();
-    id = idOf(r);
-    return r;
-  };
-}
 /** Deletes a volume; first unpublishes it from this node again, in case a publish the walk-through
  * gave up on completed in the driver after the detach ran (Cinder refuses to delete it then). */
 const deleteVolume = async (id: string) => {
@@ -270,6 +92,7 @@ async function main(): Promise<number> {
     const vol = await step(
       `CreateVolume ${name} (1 GiB, type ${volumeType}, zone ${zone})`,
       owedCreate(
+        undo,
         `DeleteVolume ${name}`,
         () =>
           client.call<Vol>(
@@ -328,6 +151,7 @@ async function main(): Promise<number> {
     const snap = await step(
       'CreateSnapshot',
       owedCreate(
+        undo,
         `DeleteSnapshot ${name}-snap`,
         () =>
           client.call<{ snapshot: { snapshot_id: string; ready_to_use: boolean } }>(
@@ -350,6 +174,7 @@ async function main(): Promise<number> {
     const restored = await step(
       `CreateVolume ${name}-restore from the snapshot`,
       owedCreate(
+        undo,
         `DeleteVolume ${name}-restore`,
         () =>
           client.call<Vol>(
@@ -473,7 +298,7 @@ async function main(): Promise<number> {
           `walk-through FAILED: ${failed.length} of ${results.length} steps/checks failed: ${failed.map((f) => f.name).join('; ')}`,
         ),
   );
-  return interrupted ? 130 : failed.length === 0 ? 0 : 1;
+  return interrupted() ? 130 : failed.length === 0 ? 0 : 1;
 }
 
 process.exitCode = await main();
