@@ -10,7 +10,7 @@ import type { Logger } from '../util/logger.ts';
 export interface ExecOptions {
   /** Kill the command after this long (default 30 s; 0 = no timeout, e.g. mkfs on big devices). */
   timeoutMs?: number;
-  /** Written to stdin, then stdin is closed. */
+  /** Written to stdin, then stdin is closed (without it, stdin is /dev/null). */
   input?: string;
   /** Extra environment variables (merged over the executor's environment). */
   env?: Record<string, string>;
@@ -174,7 +174,8 @@ export class HostExecutor implements Executor {
       }
       const child = spawn(file, argv, {
         env: opts.env ? { ...this.#env, ...opts.env } : this.#env,
-        stdio: ['pipe', 'pipe', 'pipe'],
+        // stdin is /dev/null unless there is input: one pipe and stream fewer per command.
+        stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
         // Own process group, so a timeout kills helpers the tool forked too.
         detached: true,
         windowsHide: true,
@@ -213,13 +214,14 @@ export class HostExecutor implements Executor {
         fn();
       };
 
-      child.stdout.on('data', (b: Buffer) => out.push(b));
-      child.stderr.on('data', (b: Buffer) => err.push(b));
-      child.stdin.on('error', () => {
-        /* EPIPE when the tool exits without reading stdin: not our failure. */
-      });
-      if (opts.input !== undefined) child.stdin.end(opts.input);
-      else child.stdin.end();
+      child.stdout?.on('data', (b: Buffer) => out.push(b));
+      child.stderr?.on('data', (b: Buffer) => err.push(b));
+      if (opts.input !== undefined && child.stdin) {
+        child.stdin.on('error', () => {
+          /* EPIPE when the tool exits without reading stdin: not our failure. */
+        });
+        child.stdin.end(opts.input);
+      }
 
       child.on('error', (e: NodeJS.ErrnoException) => {
         const durationMs = Math.round(performance.now() - started);

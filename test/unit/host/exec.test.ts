@@ -39,6 +39,11 @@ describe('HostExecutor', () => {
     assert.equal(r.stdout, 'hello\n');
   });
 
+  it('without input, stdin is /dev/null (no pipe made; a tool reading it gets EOF at once)', async () => {
+    assert.equal((await exec.run('readlink', ['/proc/self/fd/0'])).stdout.trim(), '/dev/null');
+    assert.equal((await exec.run('cat', [])).stdout, '');
+  });
+
   it('maps a non-zero exit code to CommandError with code and stderr', async () => {
     const e = await exec.run('sh', ['-c', 'echo boom >&2; exit 3']).catch((x: unknown) => x);
     assert.ok(e instanceof CommandError);
