@@ -6,6 +6,7 @@
  * (`<what>: HTTP 404 NotFound: ...`) that never carry the bearer token.
  */
 import type { Agent, ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
+import type { SecureContext } from 'node:tls';
 import { AbortedError, anySignal } from '../../util/abort.ts';
 import { KubeApiError, toKubeApiError } from '../kube-errors.ts';
 import type { KubeTarget } from './target.ts';
@@ -43,14 +44,25 @@ export interface KubeHttp {
 }
 
 type RequestFn = (
-  options: RequestOptions & { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean },
+  options: RequestOptions & { secureContext?: SecureContext; rejectUnauthorized?: boolean },
   cb: (res: IncomingMessage) => void,
 ) => ClientRequest;
 
 export async function kubeHttp(t: KubeTarget, timeoutMs: number): Promise<KubeHttp> {
-  const mod = t.server.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  const https = t.server.protocol === 'https:';
+  const mod = https ? await import('node:https') : await import('node:http');
   // two watches, three lists of a reconciler pass and a GET or an Event may be in flight at once
   const agent: Agent = new mod.Agent({ keepAlive: true, maxSockets: 8 });
+  // One TLS context (CA, client certificate) built once for every connection: given `ca`/`cert`/`key`
+  // per request, Node parses them into a new OpenSSL context at every connect.
+  const secureContext =
+    https && (t.ca || t.cert || t.key)
+      ? (await import('node:tls')).createSecureContext({
+          ...(t.ca ? { ca: t.ca } : {}),
+          ...(t.cert ? { cert: t.cert } : {}),
+          ...(t.key ? { key: t.key } : {}),
+        })
+      : undefined;
   const request: RequestFn = mod.request;
   const prefix = t.server.pathname.replace(/\/$/, '');
 
@@ -74,9 +86,7 @@ export async function kubeHttp(t: KubeTarget, timeoutMs: number): Promise<KubeHt
         path: `${prefix}${path}`,
         headers,
         signal,
-        ...(t.ca ? { ca: t.ca } : {}),
-        ...(t.cert ? { cert: t.cert } : {}),
-        ...(t.key ? { key: t.key } : {}),
+        ...(secureContext ? { secureContext } : {}),
         ...(t.insecure ? { rejectUnauthorized: false } : {}),
       },
       cb,
