@@ -15,6 +15,7 @@
 import { parseArgs } from 'node:util';
 import { EXCLUDED_OPS } from '../test/support/chaos/excluded.ts';
 import { RARE_POINTS } from '../test/support/chaos/kills.ts';
+import { OP_KINDS, type OpKind } from '../test/support/chaos/ops.ts';
 import {
   type ChaosOptions,
   type ChaosReport,
@@ -22,7 +23,6 @@ import {
   runChaos,
   violations,
 } from '../test/support/chaos/run.ts';
-import { OP_KINDS, type OpKind } from '../test/support/chaos/workload.ts';
 import { labAvailable } from '../test/support/lab.ts';
 
 const { values } = parseArgs({

@@ -4,6 +4,6 @@
  * operations that need it (publish: node-complete and unpublish; backup: its restore and delete).
  * bench/chaos.ts runs everything regardless. Empty is the goal: remove an entry with the fix.
  */
-import type { OpKind } from './workload.ts';
+import type { OpKind } from './ops.ts';
 
 export const EXCLUDED_OPS: readonly { op: OpKind; reason: string }[] = [];

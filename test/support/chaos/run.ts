@@ -14,7 +14,9 @@ import { labConfig, labNoauth } from '../lab.ts';
 import { DriverProcess } from './driver-process.ts';
 import { classify, inventorySize, purge, settledInventory } from './invariants.ts';
 import { KillSwitch } from './kills.ts';
-import { type OpKind, opTrace, Workload } from './workload.ts';
+import { opTrace } from './op-retry.ts';
+import type { OpKind } from './ops.ts';
+import { Workload } from './workload.ts';
 
 export interface ChaosOptions {
   seed: number;

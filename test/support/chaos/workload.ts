@@ -13,83 +13,10 @@
  * Every try is recorded (code, message prefix): the suites print the trace of the operations
  * involved in an invariant violation.
  */
-import { status } from '@grpc/grpc-js';
 import type { CinderApi } from '../../../src/openstack/cinder-api.ts';
 import type { CsiTestClient } from '../csi-client.ts';
-
-export const OP_KINDS = [
-  'create',
-  'publish',
-  'node-complete',
-  'expand',
-  'snapshot',
-  'restore-snapshot',
-  'backup',
-  'restore-backup',
-  'unpublish',
-  'modify',
-  'group-snapshot',
-  'delete-restored',
-  'delete-restored-backup',
-  'delete-snapshot',
-  'delete-backup',
-  'delete-group-snapshot',
-  'delete',
-] as const;
-export type OpKind = (typeof OP_KINDS)[number];
-
-/** The operations of the lifecycles that take a backup. */
-const BACKUP_OPS: readonly OpKind[] = ['backup', 'restore-backup', 'delete-restored-backup', 'delete-backup'];
-
-const CLEANUP = new Set<OpKind>([
-  'unpublish',
-  'delete-restored',
-  'delete-restored-backup',
-  'delete-snapshot',
-  'delete-backup',
-  'delete-group-snapshot',
-  'delete',
-]);
-
-/** What each operation needs before it can run (an excluded operation skips its dependents). */
-const NEEDS: Record<OpKind, OpKind[]> = {
-  create: [],
-  publish: ['create'],
-  'node-complete': ['publish'],
-  expand: ['create'],
-  snapshot: ['create'],
-  'restore-snapshot': ['snapshot'],
-  backup: ['create'],
-  'restore-backup': ['backup'],
-  unpublish: ['publish'],
-  modify: ['create'],
-  'group-snapshot': ['create'],
-  'delete-restored': ['restore-snapshot'],
-  'delete-restored-backup': ['restore-backup'],
-  'delete-snapshot': ['snapshot'],
-  'delete-backup': ['backup'],
-  'delete-group-snapshot': ['group-snapshot'],
-  delete: ['create'],
-};
-
-export interface Attempt {
-  /** ms since the workload started. */
-  t: number;
-  code: string;
-  message: string;
-}
-
-export interface OpRecord {
-  lifecycle: number;
-  kind: OpKind;
-  /** The CSI name or id the operation is about. */
-  target: string;
-  tries: number;
-  ok: boolean;
-  /** Non-OK tries (the last 30). */
-  attempts: Attempt[];
-  ms: number;
-}
+import { type OpRecord, retryOp } from './op-retry.ts';
+import { BACKUP_OPS, CLEANUP, NEEDS, OP_KINDS, type OpKind } from './ops.ts';
 
 export interface WorkloadOptions {
   /** The current driver's client (a new one after a restart). */
@@ -355,51 +282,16 @@ export class Workload {
     }
   }
 
-  /** Repeats `fn` until it returns true (OK and done), bounded; records every other outcome. */
-  async #retry(
-    lifecycle: number,
-    kind: OpKind,
-    target: string,
-    fn: () => Promise<boolean>,
-  ): Promise<boolean> {
+  #retry(lifecycle: number, kind: OpKind, target: string, fn: () => Promise<boolean>): Promise<boolean> {
     const rec: OpRecord = { lifecycle, kind, target, tries: 0, ok: false, attempts: [], ms: 0 };
     this.ops.push(rec);
-    const started = Date.now();
-    const maxTries = this.#o.maxTries ?? 40;
-    // Errors are bounded by count; "not ready yet" answers (the snapshotter polls) only by time.
-    const until = started + (this.#o.opTimeoutMs ?? 600_000);
-    for (let n = 0, errors = 0; errors < maxTries && Date.now() < until; n++) {
-      rec.tries++;
-      try {
-        if (await fn()) {
-          rec.ok = true;
-          break;
-        }
-        this.#attempt(rec, 'NOT_READY', 'ready_to_use=false');
-      } catch (err) {
-        const e = err as { code?: number; details?: string; message?: string; status?: number };
-        // The driver being down (crash suite: killed, restarting) is bounded by time only, as the
-        // sidecars retry it for ever; every answer of a running driver counts.
-        if (!/^(No connection established|Connection dropped)/.test(e.details ?? '')) errors++;
-        const code =
-          typeof e.code === 'number' && status[e.code] !== undefined
-            ? String(status[e.code])
-            : e.status !== undefined
-              ? `HTTP_${e.status}`
-              : 'ERROR';
-        this.#attempt(rec, code, e.details ?? e.message ?? String(err));
-        if (errors >= maxTries) break;
-      }
-      const backoff = Math.min(3000, 100 * 2 ** Math.min(n, 10));
-      await new Promise((r) => setTimeout(r, backoff * (0.5 + this.#o.rand() / 2)));
-    }
-    rec.ms = Date.now() - started;
-    return rec.ok;
-  }
-
-  #attempt(rec: OpRecord, code: string, message: string): void {
-    rec.attempts.push({ t: Date.now() - this.#start, code, message: message.slice(0, 300) });
-    if (rec.attempts.length > 30) rec.attempts.shift();
+    const { maxTries, opTimeoutMs, rand } = this.#o;
+    return retryOp(rec, fn, {
+      ...(maxTries !== undefined ? { maxTries } : {}),
+      ...(opTimeoutMs !== undefined ? { opTimeoutMs } : {}),
+      rand,
+      start: this.#start,
+    });
   }
 
   #csi<T = Record<string, unknown>>(
@@ -411,15 +303,4 @@ export class Workload {
       .client()
       .call<T>(service, method, { secrets: {}, ...req }, this.#o.callTimeoutMs ?? 15_000);
   }
-}
-
-/** One line per try of the given operations, for a violation report. */
-export function opTrace(ops: readonly OpRecord[]): string {
-  return ops
-    .map(
-      (o) =>
-        `L${o.lifecycle} ${o.kind} ${o.target}: ${o.ok ? 'OK' : 'NEVER OK'} after ${o.tries} tries` +
-        o.attempts.map((a) => `\n    +${(a.t / 1000).toFixed(1)}s ${a.code}: ${a.message}`).join(''),
-    )
-    .join('\n');
 }
