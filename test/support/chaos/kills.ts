@@ -9,6 +9,8 @@
  *           between the step and its own bookkeeping)
  *   before  the request never reaches Cinder (the driver dies just before the step)
  * When no armed point is reached within 45 s (150 s for a focused one) the round kills at once.
+ * A point that only a retry after a kill reaches (the orphan-group sweep) `follows` that kill: its
+ * focused rounds each kill there first, and it is armed before the driver restarts.
  */
 import type { HookResult, ProxiedRequest } from '../fault-proxy.ts';
 import type { DriverProcess } from './driver-process.ts';
@@ -19,6 +21,13 @@ export interface KillPoint {
   path: RegExp;
   /** Only requests whose body matches (e.g. one volume action). */
   body?: RegExp;
+  /** Only once the driver sent a request matching this since the point was armed (the step it lies in). */
+  within?: { method: string; url: RegExp };
+  /**
+   * The point (name) after whose kill (Cinder acted) a retry reaches this one: focused rounds only
+   * (each preceded by a round killing there), never armed by the general rounds.
+   */
+  follows?: string;
 }
 
 export const KILL_POINTS: readonly KillPoint[] = [
@@ -68,6 +77,17 @@ export const KILL_POINTS: readonly KillPoint[] = [
     path: /\/groups\/[^/]+\/action$/,
     body: /"delete"/,
   },
+  // DeleteVolumeGroupSnapshot's retry after the group snapshot went: the sweep of this cluster's
+  // groups left without a group snapshot (src/csi/group-controller/own-group.ts) deletes its group.
+  // The sweep lists groups without a name filter; the name lookups of creates filter by name.
+  {
+    name: 'POST /groups/{id}/action delete (orphan-group sweep)',
+    method: 'POST',
+    path: /\/groups\/[^/]+\/action$/,
+    body: /"delete"/,
+    within: { method: 'GET', url: /\/groups\/detail(\?(?!.*name=)|$)/ },
+    follows: 'DELETE /group_snapshots/{id}',
+  },
 ];
 
 /**
@@ -84,12 +104,21 @@ const FOCUS_WAIT_MS = 150_000;
 
 type Phase = 'before' | 'after';
 
+interface Combo {
+  point: KillPoint;
+  phase: Phase;
+}
+
 interface Armed {
   /** Points (with their phase) any of which fires this round. */
-  combos: { point: KillPoint; phase: Phase }[];
+  combos: Combo[];
   skip: number;
-  fire: (what: string, combo: { point: KillPoint; phase: Phase }) => void;
+  /** Points whose `within` request has passed since they were armed. */
+  within: Set<KillPoint>;
+  fire: (what: string, combo: Combo) => void;
 }
+
+type Hit = { req: string; combo: Combo } | undefined;
 
 export class KillSwitch {
   done = false;
@@ -110,12 +139,16 @@ export class KillSwitch {
   /** The proxy hook: kills the driver when an armed point passes. */
   async hook(req: ProxiedRequest, phase: Phase): Promise<HookResult> {
     const a = this.#armed;
+    if (a && phase === 'before')
+      for (const { point } of a.combos)
+        if (point.within?.method === req.method && point.within.url.test(req.url)) a.within.add(point);
     const combo = a?.combos.find(
       (c) =>
         c.phase === phase &&
         c.point.method === req.method &&
         c.point.path.test(req.path) &&
-        (!c.point.body || c.point.body.test(req.body)),
+        (!c.point.body || c.point.body.test(req.body)) &&
+        (!c.point.within || a.within.has(c.point)),
     );
     if (!a || !combo) return undefined;
     if (a.skip > 0) {
@@ -134,27 +167,32 @@ export class KillSwitch {
    * rounds remain; then point rounds that arm every point not hit yet in the current cycle
    * (alternating phases; a cycle ends when each point was hit in both phases or is not reached),
    * so the rounds spread over the steps the workload actually performs; every fifth of those kills
-   * after a random delay instead.
+   * after a random delay instead. A focused point that `follows` another gets four rounds: a kill
+   * after Cinder acted at the point it follows, then this one after; the same, then this one before.
    */
   async run(rounds: number, focus: readonly string[] = []): Promise<void> {
-    const all = () => [
-      ...KILL_POINTS.map((point) => ({ point, phase: 'after' as const })),
-      ...KILL_POINTS.map((point) => ({ point, phase: 'before' as const })),
+    const general = KILL_POINTS.filter((p) => !p.follows);
+    const all = (): Combo[] => [
+      ...general.map((point) => ({ point, phase: 'after' as const })),
+      ...general.map((point) => ({ point, phase: 'before' as const })),
     ];
-    const focused = focus.flatMap((name) => {
-      const point = KILL_POINTS.find((p) => p.name === name);
-      if (!point) throw new Error(`kill point ${name} is unknown`);
-      return [
-        { point, phase: 'after' as const },
-        { point, phase: 'before' as const },
-      ];
+    const focused = focus.flatMap((name): Combo[] => {
+      const point = killPoint(name);
+      if (!point.follows)
+        return [
+          { point, phase: 'after' },
+          { point, phase: 'before' },
+        ];
+      const first: Combo = { point: killPoint(point.follows), phase: 'after' };
+      return [first, { point, phase: 'after' }, first, { point, phase: 'before' }];
     });
     let pending = all();
+    let prearmed: Promise<Hit> | undefined;
     try {
       for (let r = 0; r < rounds; r++) {
         let what: string;
-        const general = r - focused.length;
-        if (general >= 0 && general % 5 === 4) {
+        const g = r - focused.length;
+        if (g >= 0 && g % 5 === 4) {
           const ms = Math.round(300 + this.#rand() * 4000);
           await sleep(ms);
           await this.#driver.kill();
@@ -167,22 +205,8 @@ export class KillSwitch {
           if (combos.length === 0) combos = pending = all();
           const skip = one ? 0 : Math.floor(this.#rand() * 2);
           const waitMs = one ? FOCUS_WAIT_MS : WAIT_MS;
-          const hit = await new Promise<{ req: string; combo: Armed['combos'][number] } | undefined>(
-            (resolve) => {
-              const t = setTimeout(() => {
-                this.#armed = undefined;
-                resolve(undefined);
-              }, waitMs);
-              this.#armed = {
-                combos,
-                skip,
-                fire: (req, combo) => {
-                  clearTimeout(t);
-                  resolve({ req, combo });
-                },
-              };
-            },
-          );
+          const hit = await (prearmed ?? this.#arm(combos, skip, waitMs));
+          prearmed = undefined;
           if (hit) {
             what = `${hit.combo.phase} ${hit.combo.point.name} at ${hit.req}`;
             pending = pending.filter((c) => c.point !== hit.combo.point || c.phase !== hit.combo.phase);
@@ -196,8 +220,11 @@ export class KillSwitch {
         this.fired[key] = (this.fired[key] ?? 0) + 1;
         this.history.push(`+${((Date.now() - this.#t0) / 1000).toFixed(1)}s round ${r + 1}: ${what}`);
         this.#log(`kill round ${r + 1}/${rounds}: ${what}`);
+        // A point only the retry reaches is armed before the driver (and so the retry) comes back.
+        const following = r + 1 < rounds ? focused[r + 1] : undefined;
+        if (following?.point.follows) prearmed = this.#arm([following], 0, FOCUS_WAIT_MS);
         await this.#driver.start();
-        await sleep(300 + this.#rand() * 1200);
+        if (!prearmed) await sleep(300 + this.#rand() * 1200);
       }
     } finally {
       this.#armed = undefined;
@@ -205,6 +232,31 @@ export class KillSwitch {
       if (!this.#driver.running) await this.#driver.start();
     }
   }
+
+  /** Arms `combos` for one round: the hit, or undefined when none was reached within `waitMs`. */
+  #arm(combos: Combo[], skip: number, waitMs: number): Promise<Hit> {
+    return new Promise<Hit>((resolve) => {
+      const t = setTimeout(() => {
+        this.#armed = undefined;
+        resolve(undefined);
+      }, waitMs);
+      this.#armed = {
+        combos,
+        skip,
+        within: new Set(),
+        fire: (req, combo) => {
+          clearTimeout(t);
+          resolve({ req, combo });
+        },
+      };
+    });
+  }
+}
+
+function killPoint(name: string): KillPoint {
+  const point = KILL_POINTS.find((p) => p.name === name);
+  if (!point) throw new Error(`kill point ${name} is unknown`);
+  return point;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
