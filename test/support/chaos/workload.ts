@@ -42,7 +42,7 @@ export interface WorkloadOptions {
   callTimeoutMs?: number;
   /** Error answers tolerated per operation (default 40). */
   maxTries?: number;
-  /** Time bound of one operation, retries included (default 10 min). */
+  /** Time bound of one operation, retries included (default 30 min, op-retry.ts). */
   opTimeoutMs?: number;
   /** Operation kinds not run (with their dependents). */
   exclude?: readonly OpKind[];
