@@ -14,6 +14,7 @@ import { OpenStackError } from '../../../src/openstack/errors.ts';
 import { OpenStackSession, type ServiceSession } from '../../../src/openstack/session.ts';
 import { silentLogger } from '../../../src/util/logger.ts';
 import { labAvailable, labConfig } from '../../support/lab.ts';
+import { createKeystoneProject, deleteKeystoneProject } from '../openstack/cinder-lab-session.ts';
 
 export const GiB = 1024 ** 3;
 export const TOPOLOGY_KEY = 'topology.cinder.csi.dev/zone';
@@ -228,33 +229,9 @@ export async function quotaProject(
 ): Promise<{ lab: Lab; cleanup: () => Promise<void> }> {
   let project = randomBytes(16).toString('hex');
   let keystoneId: string | undefined;
-  const identity = admin.os.service('identity');
   if (admin.mode === 'keystone') {
     project = `ctl-quota-${rand()}`;
-    const created = await identity.request<{ project: { id: string } }>({
-      method: 'POST',
-      path: '/projects',
-      body: {
-        project: { name: project, domain_id: 'default', description: 'controller quota test (temporary)' },
-      },
-      operation: 'test.project.create',
-    });
-    keystoneId = created.body.project.id;
-    const user = await identity.request<{ users: { id: string }[] }>({
-      method: 'GET',
-      path: '/users',
-      query: { name: 'admin' },
-    });
-    const role = await identity.request<{ roles: { id: string }[] }>({
-      method: 'GET',
-      path: '/roles',
-      query: { name: 'admin' },
-    });
-    await identity.request({
-      method: 'PUT',
-      path: `/projects/${keystoneId}/users/${user.body.users[0]?.id}/roles/${role.body.roles[0]?.id}`,
-      operation: 'test.role.grant',
-    });
+    keystoneId = await createKeystoneProject(admin.os, project, 'controller quota test (temporary)');
   }
   const projectId = keystoneId ?? project;
   const setQuota = (lab: Lab) =>
@@ -275,16 +252,7 @@ export async function quotaProject(
         .request({ method: 'DELETE', path: `/os-quota-sets/${projectId}`, operation: 'test.quota.delete' })
         .catch(() => {});
       await lab.close();
-      if (keystoneId) {
-        await identity
-          .request({
-            method: 'PATCH',
-            path: `/projects/${keystoneId}`,
-            body: { project: { enabled: false } },
-          })
-          .catch(() => {});
-        await identity.request({ method: 'DELETE', path: `/projects/${keystoneId}` }).catch(() => {});
-      }
+      if (keystoneId) await deleteKeystoneProject(admin.os, keystoneId).catch(() => {});
     },
   };
 }

@@ -73,14 +73,21 @@ export async function labSession(mode: LabMode): Promise<LabSession> {
   };
 }
 
-/** Creates a Keystone project in domain Default where admin has the admin role; returns its id. */
-async function createKeystoneProject(os: OpenStackSession, name: string): Promise<string> {
+/**
+ * Creates a Keystone project in domain Default where admin has the admin role; returns its id (the
+ * controller's quota tests use it too: test/integration/controller/lab.ts).
+ */
+export async function createKeystoneProject(
+  os: OpenStackSession,
+  name: string,
+  description = 'cinder client integration test (temporary)',
+): Promise<string> {
   const identity = os.service('identity');
   const created = await identity.request<{ project: { id: string } }>({
     method: 'POST',
     path: '/projects',
     body: {
-      project: { name, domain_id: 'default', description: 'cinder client integration test (temporary)' },
+      project: { name, domain_id: 'default', description },
     },
     operation: 'test.keystone.project.create',
   });
@@ -108,7 +115,8 @@ async function createKeystoneProject(os: OpenStackSession, name: string): Promis
   return id;
 }
 
-async function deleteKeystoneProject(os: OpenStackSession, id: string): Promise<void> {
+/** Disables and deletes a Keystone project. */
+export async function deleteKeystoneProject(os: OpenStackSession, id: string): Promise<void> {
   const identity = os.service('identity');
   // Keystone refuses to delete an enabled project.
   await identity.request({ method: 'PATCH', path: `/projects/${id}`, body: { project: { enabled: false } } });
