@@ -23,6 +23,7 @@ import type { RpcContext } from '../src/csi/rpc.ts';
 import { CinderClient } from '../src/openstack/cinder.ts';
 import { OpenStackSession } from '../src/openstack/session.ts';
 import { silentLogger } from '../src/util/logger.ts';
+import { createReq as labCreateReq } from '../test/integration/controller/lab.ts';
 import { labConfig } from '../test/support/lab.ts';
 
 const { values } = parseArgs({
@@ -63,22 +64,7 @@ const ctx = (): RpcContext => ({
   requestId: 'bench',
   log: silentLogger(),
 });
-const createReq = (name: string) => ({
-  name,
-  capacity_range: null,
-  volume_capabilities: [
-    {
-      mount: { fs_type: 'ext4', mount_flags: [], volume_mount_group: '' },
-      access_mode: { mode: 'SINGLE_NODE_WRITER' as const },
-      access_type: 'mount' as const,
-    },
-  ],
-  parameters: { type: TYPE },
-  secrets: {},
-  volume_content_source: null,
-  accessibility_requirements: null,
-  mutable_parameters: {},
-});
+const createReq = (name: string) => labCreateReq(name, { parameters: { type: TYPE } });
 const snapshotIds = new Set<string>();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
