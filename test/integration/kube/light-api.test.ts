@@ -13,8 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connectorAnnotationKey, parseConnectorAnnotation } from '../../../src/kube/connector-annotation.ts';
 import { ConnectorPublisher } from '../../../src/kube/connector-publisher.ts';
-import type { KubeApi } from '../../../src/kube/kube-api.ts';
-import { KubeApiError } from '../../../src/kube/kube-api.ts';
+import { createKubeApi, type KubeApi, KubeApiError } from '../../../src/kube/kube-api.ts';
 import { LIMITS, lightKubeApi } from '../../../src/kube/light-api.ts';
 import { zoneFromNodeLabel } from '../../../src/kube/topology.ts';
 import { type WatchEvent, WatchGoneError } from '../../../src/kube/watch-cache.ts';
@@ -232,6 +231,35 @@ describe("the driver's own Kubernetes client on a real kube-apiserver", { timeou
       controller.createEvent('Not/A/Namespace', { metadata: {}, involvedObject: {} }),
       (err: unknown) => (err as KubeApiError).status === 400,
     );
+  });
+
+  it('an exec-plugin kubeconfig: createKubeApi falls back to @kubernetes/client-node, same answers', async (t) => {
+    if (skip.reason) return t.skip(skip.reason);
+    const name = `${RUN}-exec`;
+    await createNode(name);
+    const text = readFileSync(saKubeconfig, 'utf8');
+    const token = /token: (\S+)/.exec(text)?.[1] ?? '';
+    const plugin = join(tmp, 'credential.sh');
+    const credential = {
+      apiVersion: 'client.authentication.k8s.io/v1',
+      kind: 'ExecCredential',
+      status: { token },
+    };
+    writeFileSync(plugin, `#!/bin/sh\necho '${JSON.stringify(credential)}'\n`, { mode: 0o700 });
+    const file = join(tmp, 'exec.kubeconfig');
+    writeFileSync(
+      file,
+      text.replace(
+        /token: \S+/,
+        `exec: { apiVersion: client.authentication.k8s.io/v1, command: ${plugin}, interactiveMode: Never }`,
+      ),
+    );
+    assert.equal(await lightKubeApi({ kubeconfig: file }), undefined, 'not for the light client');
+    const full = await createKubeApi({ kubeconfig: file });
+    assert.equal((await full.getNode(name))?.metadata?.name, name);
+    assert.equal(await full.getNode(`${RUN}-missing`), undefined);
+    await full.patchNodeAnnotations(name, { 'test.example.com/exec': '1' });
+    assert.equal((await full.getNode(name))?.metadata?.annotations?.['test.example.com/exec'], '1');
   });
 
   it('errors: patching a missing Node is a 404, a bad token a 401, a bad name refused before any request', async (t) => {
