@@ -136,6 +136,17 @@ async function withDriver(
   return stderr;
 }
 
+/** Moves the bundle's @kubernetes/client-node chunk out of reach (`away`) and back. */
+function fullClientChunks(where: 'away' | 'back'): void {
+  const bundle = join(dir, 'dist/bundle');
+  for (const f of readdirSync(bundle)) {
+    const file = join(bundle, f);
+    if (where === 'back' && f.endsWith('.away')) renameSync(file, file.slice(0, -5));
+    if (where === 'away' && f.endsWith('.js') && readFileSync(file, 'utf8').includes('/api/v1/nodes/{name}'))
+      renameSync(file, `${file}.away`);
+  }
+}
+
 describe('the bundled image program (no node_modules)', () => {
   test('--version names the package version', () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -189,10 +200,7 @@ describe('the bundled image program (no node_modules)', () => {
       });
       try {
         // The full client (@kubernetes/client-node) out of the bundle: node mode must not need it.
-        for (const f of readdirSync(join(dir, 'dist/bundle'))) {
-          const file = join(dir, 'dist/bundle', f);
-          if (readFileSync(file, 'utf8').includes('/api/v1/nodes/{name}')) renameSync(file, `${file}.away`);
-        }
+        fullClientChunks('away');
         const env = offlineNoauthEnv();
         const kubeconfig = await lab.serviceAccountKubeconfig(NODE_SA);
         await withDriver(
@@ -218,10 +226,7 @@ describe('the bundled image program (no node_modules)', () => {
           node,
         );
       } finally {
-        for (const f of readdirSync(join(dir, 'dist/bundle'))) {
-          if (f.endsWith('.away'))
-            renameSync(join(dir, 'dist/bundle', f), join(dir, 'dist/bundle', f.slice(0, -5)));
-        }
+        fullClientChunks('back');
         await ignore404(lab.core!.deleteNode({ name: node }));
       }
     } finally {
@@ -237,10 +242,7 @@ describe('the bundled image program (no node_modules)', () => {
       if (lab.reason) return t.skip(lab.reason);
       await applyManifests(lab.kc!, RBAC_YAML);
       // The full client (@kubernetes/client-node) out of the bundle: the controller must not need it.
-      for (const f of readdirSync(join(dir, 'dist/bundle'))) {
-        const file = join(dir, 'dist/bundle', f);
-        if (readFileSync(file, 'utf8').includes('/api/v1/nodes/{name}')) renameSync(file, `${file}.away`);
-      }
+      fullClientChunks('away');
       try {
         const na = labNoauth();
         const env = {
@@ -266,10 +268,7 @@ describe('the bundled image program (no node_modules)', () => {
         // a failed list/watch or reconciler pass logs a warning (the log level here)
         assert.doesNotMatch(stderr, /list\/watch failed|reconciler|Kubernetes/i, stderr.slice(0, 500));
       } finally {
-        for (const f of readdirSync(join(dir, 'dist/bundle'))) {
-          if (f.endsWith('.away'))
-            renameSync(join(dir, 'dist/bundle', f), join(dir, 'dist/bundle', f.slice(0, -5)));
-        }
+        fullClientChunks('back');
       }
     } finally {
       lab.close();
