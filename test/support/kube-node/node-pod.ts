@@ -147,7 +147,8 @@ export function nodePluginDaemonSet(o: NodePodOptions): V1DaemonSet {
     m.name === 'kubelet-dir' ? { ...m, mountPath: o.kubeletRoot } : m,
   );
   mounts.push(
-    { name: 'e2e-host', mountPath: '/host', mountPropagation: 'HostToContainer' },
+    // no propagation: the host's / is a private mount here (containerd refuses HostToContainer on it)
+    { name: 'e2e-host', mountPath: '/host' },
     { name: 'e2e-wrappers', mountPath: wrappers, readOnly: true },
     { name: 'e2e-doubles-root', mountPath: resolve(o.doubles.root, '..') },
   );
