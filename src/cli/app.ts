@@ -232,6 +232,7 @@ async function buildNode(
   const lock = new HostLock({ dir: join(flags.stateDir, 'locks') });
   const hostConnector = await buildHostConnector({
     paths,
+    logger,
     hostname: flags.nodeId,
     ...(flags.hostIp ? { ip: flags.hostIp } : {}),
   });

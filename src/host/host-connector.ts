@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import type { HostConnector } from '../openstack/cinder-types.ts';
+import type { Logger } from '../util/logger.ts';
 import type { Executor } from './exec.ts';
 import type { HostPaths } from './paths.ts';
 
@@ -18,6 +19,8 @@ export interface HostConnectorOptions {
   multipath?: boolean;
   /** Reserved for tools that need probing (e.g. `nvme gen-hostnqn`); unused today. */
   executor?: Executor;
+  /** Warned when the node has no iSCSI initiator name (its iSCSI attachments would fail). */
+  logger?: Logger;
 }
 
 /** Reads `InitiatorName=` from /etc/iscsi/initiatorname.iscsi (comments ignored). */
@@ -42,11 +45,19 @@ export function primaryAddress(ifaces = os.networkInterfaces()): string | undefi
 
 export async function buildHostConnector(opts: HostConnectorOptions): Promise<HostConnector> {
   let initiator: string | undefined;
+  const file = opts.paths.etcIscsi('initiatorname.iscsi');
   try {
-    initiator = parseInitiatorName(await readFile(opts.paths.etcIscsi('initiatorname.iscsi'), 'utf8'));
+    initiator = parseInitiatorName(await readFile(file, 'utf8'));
   } catch {
     initiator = undefined; // no open-iscsi on this host: RBD only
   }
+  if (!initiator)
+    // Cinder refuses an iSCSI attachment for a connector without one (HTTP 500 "Connector doesn't
+    // have required information: initiator"), which the controller can only report as a failed publish.
+    opts.logger?.warn(
+      { file },
+      "no iSCSI initiator name on this node (no InitiatorName= in the file): iSCSI volumes cannot be attached here, only RBD ones; install open-iscsi on the host (it writes the file) or mount the host's /etc/iscsi",
+    );
   const connector: HostConnector = {
     platform: os.arch() === 'x64' ? 'x86_64' : os.arch() === 'arm64' ? 'aarch64' : os.arch(),
     os_type: os.platform() === 'linux' ? 'linux2' : os.platform(),

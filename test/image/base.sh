@@ -89,6 +89,7 @@ EOF
 main() {
   need_tools buildah debootstrap
   setup_storage
+  image_lock exclusive "[image] base"
   local key ref archive
   key=$(cache_key)
   ref="localhost/cinder-csi-base:$key"

@@ -6,47 +6,72 @@
 #   iscsiadm, rbd, rbd-nbd, multipath, mkfs.ext4/xfs/btrfs, blkid, findmnt, udevadm   answer
 #   id -u                         the default user is the non-root 10001 (controller)
 #
-#   test/image/build.sh [--tag REF] [--keep] [--context DIR]
+#   test/image/build.sh [--tag REF] [--keep] [--cached] [--context DIR]
 #     --context DIR   build from DIR (e.g. a `git archive` export) instead of the working tree
+#     --cached        the image of these sources: tag localhost/cinder-csi:src-<hash of the sources,
+#                     build scripts and base> (lib.sh source_hash), kept; when the storage already
+#                     holds it, it is not built again (the checks still run). The tests that need the
+#                     image (image.test.ts, node-image.test.ts, the pod variant of the kubelet suite)
+#                     share it this way: one build per source tree. Only the newest
+#                     $SOURCE_IMAGES_KEPT such images are kept.
+# stdout ends with "image: tag REF" (the image built or reused) and "image: all checks passed".
 #
 # Both the base image and buildah's layer cache stay in $STORAGE_ROOT, so a second run with the same
 # package-lock.json and Dockerfile reuses the apt and npm layers and takes a fraction of the time.
-# Prints timings; exits non-zero when the build or any check fails.
+# Builds are serialised (lib.sh image_lock) and each one cleans up only what builds leave behind
+# (working containers, untagged images, the images it made and does not keep): never another
+# user's image. Prints timings; exits non-zero when the build or any check fails.
 set -Eeuo pipefail
 # shellcheck source=test/image/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 TAG=localhost/cinder-csi:test
 KEEP=0
+CACHED=0
 CONTEXT=$REPO_ROOT
 while [ $# -gt 0 ]; do
   case "$1" in
     --tag) TAG=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --cached) CACHED=1; KEEP=1; shift ;;
     --context) CONTEXT=$(cd "$2" && pwd); shift 2 ;;
-    *) die "unknown argument $1 (usage: build.sh [--tag REF] [--keep] [--context DIR])" ;;
+    *) die "unknown argument $1 (usage: build.sh [--tag REF] [--keep] [--cached] [--context DIR])" ;;
   esac
 done
 
 t0=$(date +%s)
+need_tools buildah debootstrap
+setup_storage
+image_lock exclusive "[image] build"
 base=$(bash "$IMAGE_DIR/base.sh")
 t1=$(date +%s)
 log "base image $base ready in $((t1 - t0)) s"
+[ "$CACHED" = 0 ] || TAG="$SOURCE_TAG_REPO:$SOURCE_TAG_PREFIX$(source_hash "$CONTEXT" "$base")"
 
-# Leaves only the base image (and the result with --keep): vfs storage grows fast otherwise.
+images_by_id() { bh images --all --format '{{.ID}} {{.Name}}:{{.Tag}}' 2>/dev/null || true; }
+# What was there before this build (other users' images among them) stays.
+before_ids=$(images_by_id | awk '{ print $1 }')
+# Working containers are made by builds only, and builds are serialised: any is a leftover. Images:
+# the untagged ones (a killed build's) and the ones this build made, except the result with --keep.
 cleanup() {
   bh rm --all >/dev/null 2>&1 || true
-  local keep id
-  keep=$(bh images --all --format '{{.ID}} {{.Name}}:{{.Tag}}' 2>/dev/null |
-    awk -v base="$base" -v tag="$TAG" -v k="$KEEP" '$2 == base || (k == 1 && $2 == tag) { print $1 }')
-  bh images --all --format '{{.ID}} {{.Name}}:{{.Tag}}' 2>/dev/null | while read -r id _; do
-    grep -qx "$id" <<<"$keep" || bh rmi --force "$id" >/dev/null 2>&1 || true
+  local id name
+  images_by_id | while read -r id name; do
+    [ "$name" != "$base" ] || continue
+    if [ "$KEEP" = 1 ] && [ "$name" = "$TAG" ]; then continue; fi
+    if [ "$name" = '<none>:<none>' ] || ! grep -qx "$id" <<<"$before_ids"; then
+      bh rmi --force "$id" >/dev/null 2>&1 || true
+    fi
   done
 }
 trap cleanup EXIT
 
 version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$CONTEXT/package.json" | head -1)
 [ -n "$version" ] || die "cannot read the version from package.json"
+if [ "$CACHED" = 1 ] && image_exists "$TAG"; then
+  log "$TAG (these sources) is in the storage already: not building it again"
+  t2=$(date +%s)
+else
 log "building $TAG (version $version) from $CONTEXT"
 # No --layers: with the vfs driver every cached layer is a full copy of the filesystem, so a
 # per-step cache would cost gigabytes per run; the expensive, stable part (the base) is cached.
@@ -61,6 +86,18 @@ progress_run "[image] buildah bud (Dockerfile: npm ci, tsc, runtime packages; mi
   || die "image build failed (full log: $RUN_ROOT/build.log)"
 t2=$(date +%s)
 log "image built in $((t2 - t1)) s"
+fi
+if [ "$CACHED" = 1 ]; then
+  # the newest source-tagged images stay (other trees' tests may still use theirs), older ones go
+  bh images --format '{{.CreatedAtRaw}}|{{.Name}}:{{.Tag}}' 2>/dev/null |
+    grep -F "|$SOURCE_TAG_REPO:$SOURCE_TAG_PREFIX" | sort -r | tail -n "+$((SOURCE_IMAGES_KEPT + 1))" |
+    cut -d'|' -f2 | while read -r old; do
+      [ "$old" = "$TAG" ] && continue
+      log "removing the older source-tagged image $old (keeping the newest $SOURCE_IMAGES_KEPT)"
+      bh rmi --force "$old" >/dev/null 2>&1 || true
+    done
+fi
+echo "image: tag $TAG"
 
 [ -z "${TARGET:-}" ] || { log "built target $TARGET only (TARGET set); no checks"; exit 0; }
 ctr=$(bh from --pull=never "$TAG")

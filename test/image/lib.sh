@@ -67,3 +67,42 @@ need_tools() {
     fi
   fi
 }
+
+# One lock per image storage: builds (build.sh, base.sh) take it exclusively, readers that need an
+# image to stay while they use it (kube-node.sh import-image) take it shared. A build's clean-up
+# removes only what builds leave behind, never another user's named image, but builds must not
+# overlap (vfs space, the shared build log, dangling layers of a build still running).
+#   image_lock exclusive|shared WHAT     waits (progress line every 15 s, at most 60 min) on fd 9
+# A script started under the lock (build.sh runs base.sh) inherits CINDER_CSI_IMAGE_LOCKED and does
+# not wait for itself.
+LOCK_FILE=${CINDER_CSI_IMAGE_LOCK:-${STORAGE_ROOT%/}.lock}
+image_lock() {
+  local mode=$1 what=$2 t0=$SECONDS
+  [ -z "${CINDER_CSI_IMAGE_LOCKED:-}" ] || return 0
+  mkdir -p "$(dirname "$LOCK_FILE")"
+  exec 9>>"$LOCK_FILE"
+  until flock "--$mode" -w "${PROGRESS_EVERY:-15}" 9; do
+    ((SECONDS - t0 < 3600)) || die "$what: another image build held $LOCK_FILE for 60 min"
+    log "$what: waiting for another image build to finish ($((SECONDS - t0)) s; lock $LOCK_FILE)"
+  done
+  ((SECONDS - t0 < 2)) || log "$what: got the image lock after $((SECONDS - t0)) s"
+  export CINDER_CSI_IMAGE_LOCKED=$$
+}
+
+# A hash of everything the project image is built from: the Dockerfile and its COPY sources (in
+# CONTEXT), the build scripts, and the base image's reference (which carries its own input hash).
+#   source_hash CONTEXT BASE_REF
+source_hash() {
+  local context=$1 base=$2
+  {
+    echo "$base"
+    (cd "$context" && find Dockerfile .dockerignore package.json package-lock.json tsconfig.json \
+      tsconfig.build.json proto src bin scripts/bundle.sh -type f -print0 2>/dev/null |
+      LC_ALL=C sort -z | xargs -0 sha256sum)
+    (cd "$IMAGE_DIR" && sha256sum build.sh lib.sh base.sh containers.conf)
+  } | sha256sum | cut -c1-16
+}
+# Images tagged by source_hash (build.sh --cached) kept in the storage: the newest ones only.
+SOURCE_TAG_REPO=localhost/cinder-csi
+SOURCE_TAG_PREFIX=src-
+SOURCE_IMAGES_KEPT=${CINDER_CSI_SOURCE_IMAGES_KEPT:-3}

@@ -212,14 +212,15 @@ cmd_import_image() { # import-image NAME [AS] : from the project's buildah stora
   local name=${1:?image name, e.g. localhost/cinder-csi:test} as=${2:-${1:-}} tmp t0
   t0=$(now_s)
   is_running containerd || die "containerd is not running: run '$0 up'"
-  # shellcheck source=test/image/lib.sh
-  (. "$HERE/../image/lib.sh" && setup_storage && image_exists "$name") ||
-    die "no image $name in the project's buildah storage (test/image/build.sh --keep --tag $name)"
   tmp=$(mktemp -d)
   IMPORT_TMP=$tmp
   trap 'rm -rf "$IMPORT_TMP"' EXIT
+  # under the image storage's lock (shared): no build's clean-up or pruning removes it meanwhile
+  # shellcheck disable=SC2016
   progress_run "buildah push $name to an OCI archive (as $as)" "$LOG/import-image.log" \
-    bash -c '. "$1/../image/lib.sh" && setup_storage && bh push --format oci "$2" "oci-archive:$3:$4"' \
+    bash -c '. "$1/../image/lib.sh" && setup_storage && image_lock shared "import-image" &&
+      { image_exists "$2" || die "no image $2 in the project image storage (test/image/build.sh --keep --tag $2)"; } &&
+      bh push --format oci "$2" "oci-archive:$3:$4"' \
     _ "$HERE" "$name" "$tmp/image.tar" "$as" >&2 || die "buildah push failed (log: $LOG/import-image.log)"
   progress_run "ctr images import $as" "$LOG/import-image.log" \
     ctr --address "$SOCK" --namespace k8s.io images import --snapshotter overlayfs "$tmp/image.tar" >&2 ||

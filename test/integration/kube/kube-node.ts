@@ -92,6 +92,21 @@ export async function podContainers(env: KubeNodeEnv, podUid: string): Promise<s
   return out.split('\n').filter((l) => l !== '');
 }
 
+/**
+ * Ids of the containers (sandboxes included) of a test run's pods: those in the namespace `run` and
+ * those whose pod name starts with `<run>-` in any namespace (e.g. a DaemonSet's pod).
+ */
+export async function runContainers(env: KubeNodeEnv, run: string): Promise<string[]> {
+  const ids = new Set<string>();
+  for (const filter of [
+    `labels."io.kubernetes.pod.namespace"==${run}`,
+    `labels."io.kubernetes.pod.name"~="^${run}-"`,
+  ]) {
+    for (const id of (await nodeCtr(env, 'containers', 'ls', '-q', filter)).split('\n')) if (id) ids.add(id);
+  }
+  return [...ids];
+}
+
 /** Mount points at or below `dir` (this process's mount namespace, the host's). */
 export function mountsUnder(dir: string): string[] {
   const octal = (s: string) =>

@@ -7,13 +7,13 @@
  * directory, log directory).
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { V1Pod } from '@kubernetes/client-node';
-import { gone } from '../../support/kube-node/node-lab.ts';
-import { eventually, ignore404, type KubeLab, kubeLab, runPrefix } from './kube-lab.ts';
-import { ensureKubeNode, type KubeNodeEnv, mountsUnder, nodeReady, podContainers } from './kube-node.ts';
+import { ignore404, type KubeLab, kubeLab, runPrefix } from './kube-lab.ts';
+import { ensureKubeNode, type KubeNodeEnv, nodeReady, podContainers } from './kube-node.ts';
+import { createPodNamespace, removePod, runPodToCompletion } from './pod-run.ts';
 
 const RUN = runPrefix('node');
 let lab: KubeLab | undefined;
@@ -47,6 +47,20 @@ describe('kube-node: a real kubelet and containerd as a node of the lab API serv
     assert.match(n.status?.nodeInfo?.kubeletVersion ?? '', /^v1\.20\./);
   });
 
+  test('the kubelet root is a shared mount, as on a node (a Bidirectional mount of it needs that)', async (t) => {
+    if (skip.reason) return t.skip(skip.reason);
+    // the kubelet makes its root an rshared bind mount of itself when it starts; containerd
+    // refuses Bidirectional/HostToContainer propagation on a hostPath whose host mount is private
+    const out = execFileSync(
+      'findmnt',
+      ['-n', '-o', 'TARGET,PROPAGATION', '--mountpoint', node!.kubeletRoot],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.match(out.trim(), new RegExp(`^${node!.kubeletRoot}\\s+shared$`));
+  });
+
   test("the daemons do not hold kube-node.sh's lock (a second `up` would wait for it)", async (t) => {
     if (skip.reason) return t.skip(skip.reason);
     for (const name of ['containerd', 'kubelet']) {
@@ -66,84 +80,35 @@ describe('kube-node: a real kubelet and containerd as a node of the lab API serv
     if (skip.reason) return t.skip(skip.reason);
     const core = lab!.core!;
     const env = node!;
-    await core.createNamespace({ body: { metadata: { name: RUN } } });
-    // the ServiceAccount admission plugin (1.20) needs the namespace's default ServiceAccount and
-    // its token Secret (the token controller adds it a moment after the ServiceAccount)
-    await eventually(
-      'the default ServiceAccount and its token',
-      () =>
-        core.readNamespacedServiceAccount({ namespace: RUN, name: 'default' }).then(
-          (sa) => (sa.secrets?.length ?? 0) > 0,
-          () => false,
-        ),
-      60_000,
-    );
+    await createPodNamespace(core, RUN);
     const line = `hello from ${RUN}`;
-    const started = Date.now();
-    const created = await core.createNamespacedPod({
+    const ran = await runPodToCompletion(core, env, {
       namespace: RUN,
-      body: {
-        metadata: { name: 'writer' },
-        spec: {
-          nodeSelector: { 'kubernetes.io/hostname': env.name },
-          hostNetwork: true,
-          restartPolicy: 'Never',
-          terminationGracePeriodSeconds: 1,
-          containers: [
-            {
-              name: 'c',
-              image: env.busyboxImage,
-              imagePullPolicy: 'Never',
-              command: [
-                'sh',
-                '-c',
-                `echo "${line}"; test -f /var/run/secrets/kubernetes.io/serviceaccount/token`,
-              ],
-            },
-          ],
-        },
+      name: 'writer',
+      container: {
+        name: 'c',
+        image: env.busyboxImage,
+        command: ['sh', '-c', `echo "${line}"; test -f /var/run/secrets/kubernetes.io/serviceaccount/token`],
       },
     });
-    const uid = created.metadata!.uid!;
-    const read = () => core.readNamespacedPod({ namespace: RUN, name: 'writer' });
-    let pod: V1Pod | undefined;
-    await eventually(
-      'the pod to complete',
-      async () => {
-        pod = await read();
-        return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
-      },
-      180_000,
-    );
-    t.diagnostic(`pod created -> Succeeded in ${Date.now() - started} ms`);
-    assert.equal(pod!.spec?.nodeName, env.name, 'bound to the lab node by the scheduler');
+    t.diagnostic(`pod created -> Succeeded in ${ran.ms} ms`);
+    const pod = ran.pod;
+    assert.equal(pod.spec?.nodeName, env.name, 'bound to the lab node by the scheduler');
     assert.equal(
-      pod!.status?.phase,
+      pod.status?.phase,
       'Succeeded',
-      `pod status: ${JSON.stringify(pod!.status?.containerStatuses?.[0]?.state)}`,
+      `pod status: ${JSON.stringify(pod.status?.containerStatuses?.[0]?.state)}`,
     );
-    assert.equal(pod!.status?.containerStatuses?.[0]?.state?.terminated?.exitCode, 0);
-    assert.equal((await podContainers(env, uid)).length >= 2, true, 'the sandbox and the container exist');
-
+    assert.equal(pod.status?.containerStatuses?.[0]?.state?.terminated?.exitCode, 0);
+    assert.equal(
+      (await podContainers(env, ran.uid)).length >= 2,
+      true,
+      'the sandbox and the container exist',
+    );
     // the kubelet's container log (CRI format: "<time> stdout F <line>")
-    const logDir = join(env.podLogs, `${RUN}_writer_${uid}`);
-    const log = readFileSync(join(logDir, 'c', '0.log'), 'utf8');
-    assert.match(log, new RegExp(`^\\S+ stdout F ${line}$`, 'm'));
+    assert.match(ran.log(), new RegExp(`^\\S+ stdout F ${line}$`, 'm'));
 
-    await core.deleteNamespacedPod({ namespace: RUN, name: 'writer' });
-    await eventually('the pod to be gone from the API', () => gone(read), 60_000);
-    // the kubelet removes the pod's directories at once and its containers and logs in its
-    // container garbage collection (every minute)
-    const podDir = join(env.kubeletRoot, 'pods', uid);
-    await eventually(
-      'the node to remove the pod (containers, mounts, pod and log directories)',
-      async () =>
-        (await podContainers(env, uid)).length === 0 &&
-        mountsUnder(podDir).length === 0 &&
-        !existsSync(podDir) &&
-        !existsSync(logDir),
-      180_000,
-    );
+    await removePod(core, env, ran);
     const left = readdirSync(env.podLogs).filter((d) => d.startsWith(`${RUN}_`));
     assert.deepEqual(left, []);
   });

@@ -165,15 +165,24 @@ export function controllerProcess(s: DriverSetup): DriverProcess {
   );
 }
 
+/**
+ * The node's iSCSI initiator name, as open-iscsi's package writes it on a real node, in the doubles'
+ * host root (`--host-root`: the driver reads `<root>/etc/iscsi/initiatorname.iscsi`; without it the
+ * node's connector has no initiator and Cinder refuses iSCSI attachments).
+ */
+export function writeInitiatorName(doubles: DoublesEnv, clusterId: string): void {
+  mkdirSync(join(doubles.root, 'etc/iscsi'), { recursive: true });
+  writeFileSync(
+    join(doubles.root, 'etc/iscsi/initiatorname.iscsi'),
+    `InitiatorName=iqn.2004-10.org.cinder-csi:${clusterId}\n`,
+  );
+}
+
 /** The node plugin as the DaemonSet runs it, but as a host process with the doubles on PATH. */
 export function nodeProcess(s: DriverSetup): DriverProcess {
   const pluginDir = join(s.kubeletRoot, 'plugins', s.driverName);
   mkdirSync(pluginDir, { recursive: true });
-  mkdirSync(join(s.doubles.root, 'etc/iscsi'), { recursive: true });
-  writeFileSync(
-    join(s.doubles.root, 'etc/iscsi/initiatorname.iscsi'),
-    `InitiatorName=iqn.2004-10.org.cinder-csi:${s.clusterId}\n`,
-  );
+  writeInitiatorName(s.doubles, s.clusterId);
   const socket = join(pluginDir, 'csi.sock');
   return new DriverProcess(
     'node plugin',

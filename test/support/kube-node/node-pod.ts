@@ -15,9 +15,14 @@
  *   - KUBERNETES_SERVICE_HOST/PORT = the lab API server (no kube-proxy: the Service IP the kubelet
  *     injects is not routed on this machine);
  *   - this machine has no kernel iSCSI initiator: the image's iscsiadm (and tee for the sysfs
- *     control files) are shadowed by small wrappers (first on PATH) that run the test doubles of
- *     test/doubles on the host (`chroot /host`, the host's / mounted read-write with
- *     HostToContainer propagation), exactly the doubles the process variant uses.
+ *     control files, blockdev, multipath, multipathd) are shadowed by small wrappers (first on
+ *     PATH) that run the test doubles of test/doubles on the host (`chroot /host`, the host's /
+ *     mounted read-write), exactly the doubles the process variant uses, with `--host-root` at
+ *     their host root and its initiator name (driver.ts writeInitiatorName). `/host` is test-only
+ *     and has no mount propagation: this machine's / is a private mount (no systemd), on which
+ *     containerd refuses HostToContainer; the doubles need none (their loop devices appear in the
+ *     host's /dev, their files are plain files). The kubelet directory keeps the chart's
+ *     Bidirectional propagation: the kubelet makes its root an rshared mount, as on any node.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -32,6 +37,7 @@ import type {
 import { parseAllDocuments } from 'yaml';
 import { DOUBLES_BIN, type DoublesEnv } from '../../doubles/index.ts';
 import { csiClient } from '../csi-client.ts';
+import { writeInitiatorName } from './driver.ts';
 import { until } from './node-lab.ts';
 
 const REPO = resolve(import.meta.dirname, '../../..');
@@ -42,6 +48,8 @@ export interface NodePodOptions {
   driverName: string;
   kubeletRoot: string;
   nodeName: string;
+  /** The kubelet's pod log directory (container logs: the lab API server cannot proxy them). */
+  podLogs: string;
   image: string;
   namespace: string;
   cloudConfigSecret: string;
@@ -78,6 +86,7 @@ export function nodePluginDaemonSet(o: NodePodOptions): V1DaemonSet {
   const ds = structuredClone(docs.find((d) => d?.kind === 'DaemonSet')) as V1DaemonSet | undefined;
   if (!ds?.spec?.template.spec) throw new Error(`${NODE_YAML} has no DaemonSet`);
   const wrappers = writeWrappers(o);
+  writeInitiatorName(o.doubles, o.run);
   const state = join(o.dir, 'pod-state');
   const hostDirs = join(o.dir, 'pod-host');
   const labels = { ...ds.spec.selector.matchLabels, 'e2e.cinder.csi.dev/run': o.run };
@@ -164,6 +173,8 @@ export class PodNodePlugin {
   readonly #core: CoreV1Api;
   readonly #cloudConf: string;
   #podLog = '';
+  /** The pod's log as read just before its deletion (the kubelet removes the file with the pod). */
+  #lastLog: string | undefined;
 
   constructor(o: NodePodOptions, api: { apps: AppsV1Api; core: CoreV1Api }, cloudConf: string) {
     this.#o = o;
@@ -177,7 +188,7 @@ export class PodNodePlugin {
     try {
       return readFileSync(this.#podLog, 'utf8').slice(-chars);
     } catch {
-      return `(no pod log at ${this.#podLog || '?'})`;
+      return this.#lastLog?.slice(-chars) ?? `(no pod log at ${this.#podLog || '?'})`;
     }
   }
 
@@ -203,7 +214,11 @@ export class PodNodePlugin {
           });
           const p = pods.items[0];
           if (p?.metadata?.uid)
-            this.#podLog = `/var/log/pods/${o.namespace}_${p.metadata.name}_${p.metadata.uid}/cinder-csi/0.log`;
+            this.#podLog = join(
+              o.podLogs,
+              `${o.namespace}_${p.metadata.name}_${p.metadata.uid}`,
+              'cinder-csi/0.log',
+            );
           if (!existsSync(this.socket)) return false;
           await client.call('Identity', 'GetPluginInfo', {}, 2000);
           return true;
@@ -225,6 +240,7 @@ export class PodNodePlugin {
 
   async stop(): Promise<void> {
     const o = this.#o;
+    if (this.#podLog && existsSync(this.#podLog)) this.#lastLog = readFileSync(this.#podLog, 'utf8');
     await this.#apps
       .deleteNamespacedDaemonSet({
         namespace: o.namespace,

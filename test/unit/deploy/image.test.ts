@@ -2,7 +2,9 @@
  * The container image: test/image/build.sh builds the Dockerfile with buildah on a cached local
  * base (debootstrap bookworm + Node.js 24) and runs the driver and the node tools inside it.
  * Takes minutes (first run ~5, then ~2-3 with the base cached), so it runs in CI (CI=true) or when
- * CINDER_CSI_IMAGE_TEST=1, and needs root (debootstrap, chroot builds).
+ * CINDER_CSI_IMAGE_TEST=1, and needs root (debootstrap, chroot builds). `--cached`: the image of
+ * this source tree, built once and shared with the tests that run it on the lab node
+ * (test/integration/kube/project-image.ts); when one of them built it already, the checks run on it.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -41,11 +43,16 @@ test('the Dockerfile builds here and the image runs the driver and the node tool
 }, async () => {
   // CINDER_CSI_IMAGE_CONTEXT: build an exported tree (e.g. `git archive`) instead of the working tree.
   const context = process.env['CINDER_CSI_IMAGE_CONTEXT'];
-  const args = [join(ROOT, 'test', 'image', 'build.sh'), ...(context ? ['--context', context] : [])];
+  const args = [
+    join(ROOT, 'test', 'image', 'build.sh'),
+    '--cached',
+    ...(context ? ['--context', context] : []),
+  ];
   const r = await runLive('bash', args, 40 * 60_000);
   const out = `${r.stdout}\n${r.stderr}`;
   assert.equal(r.status, 0, out.slice(-4000));
   assert.match(r.stdout, /^image: all checks passed$/m);
+  assert.match(r.stdout, /^image: tag localhost\/cinder-csi:src-[0-9a-f]{16}$/m);
   for (const check of [
     'cinder-csi --version',
     'iscsiadm --version',

@@ -9,7 +9,7 @@ import { HostExecutor } from '../../../src/host/exec.ts';
 import { buildHostConnector, parseInitiatorName, primaryAddress } from '../../../src/host/host-connector.ts';
 import { HostLock } from '../../../src/host/lock.ts';
 import { hostPaths } from '../../../src/host/paths.ts';
-import { silentLogger } from '../../../src/util/logger.ts';
+import { createLogger, silentLogger } from '../../../src/util/logger.ts';
 
 describe('connectorFor', () => {
   const deps = {
@@ -74,8 +74,24 @@ describe('buildHostConnector', () => {
         do_local_attach: false,
         initiator: 'iqn.2004-10.com.example:node1',
       });
-      const none = await buildHostConnector({ paths: hostPaths(path.join(root, 'nothing')), hostname: 'n2' });
+      const lines: string[] = [];
+      const logger = createLogger({ destination: { write: (l: string) => lines.push(l) } });
+      const none = await buildHostConnector({
+        paths: hostPaths(path.join(root, 'nothing')),
+        hostname: 'n2',
+        logger,
+      });
       assert.equal(none.initiator, undefined, 'no open-iscsi: no initiator key');
+      // said once, at warn, naming the file: iSCSI attachments of this node would fail at Cinder
+      const warned = lines.map((l) => JSON.parse(l) as { level: string; msg: string; file: string });
+      assert.deepEqual(
+        warned.map((w) => [w.level, w.file]),
+        [['warn', path.join(root, 'nothing/etc/iscsi/initiatorname.iscsi')]],
+      );
+      assert.match(warned[0]!.msg, /no iSCSI initiator name.*install open-iscsi/);
+      lines.length = 0;
+      await buildHostConnector({ paths: hostPaths(root), hostname: 'node1', logger });
+      assert.deepEqual(lines, [], 'no warning when the initiator name is there');
       assert.equal(none.multipath, false);
       assert.ok(typeof none.ip === 'string' && none.ip.length > 0);
     } finally {
