@@ -98,14 +98,23 @@ async function pruneNodeImages(env: KubeNodeEnv, keep: string): Promise<void> {
   const inStorage = new Set(
     (await bh('images', '--format', '{{.Name}}:{{.Tag}}')).stdout.split('\n').filter((l) => l !== ''),
   );
+  // a container names its image by tag or by the CRI's `sha256:<config>` reference: compare digests
   const used = new Set(
     (await nodeCtr(env, 'containers', 'ls'))
       .split('\n')
       .slice(1)
       .map((l) => l.split(/\s+/)[1]),
   );
-  for (const name of await nodeImages(env)) {
-    if (!name.startsWith(SOURCE_TAGGED) || name === keep || inStorage.has(name) || used.has(name)) continue;
-    await removeNodeImage(env, name);
+  const rows = (await nodeCtr(env, 'images', 'ls'))
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(/\s+/))
+    .filter((r) => r.length > 2)
+    .map((r) => ({ ref: r[0] as string, digest: r[2] as string }));
+  const usedDigests = new Set(rows.filter((r) => used.has(r.ref)).map((r) => r.digest));
+  for (const { ref, digest } of rows) {
+    if (!ref.startsWith(SOURCE_TAGGED) || ref === keep || inStorage.has(ref) || usedDigests.has(digest))
+      continue;
+    await removeNodeImage(env, ref);
   }
 }
