@@ -32,7 +32,11 @@ describe('the project image as a pod on the lab node', { skip }, () => {
     lab?.close();
   });
 
-  test('the image of this tree in the node, a pod runs `cinder-csi --version`', async (t) => {
+  // building the image (and its base, the first time) takes minutes, more on a busy machine: beyond
+  // the runner's per-test default of 15 min
+  test('the image of this tree in the node, a pod runs `cinder-csi --version`', {
+    timeout: 45 * 60_000,
+  }, async (t) => {
     const version = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string })
       .version;
     const core = lab!.core!;

@@ -40,6 +40,8 @@ function skipReason(): string | undefined {
 
 test('the Dockerfile builds here and the image runs the driver and the node tools', {
   skip: skipReason(),
+  // base + image on a busy machine: beyond the runner's per-test default of 15 min
+  timeout: 45 * 60_000,
 }, async () => {
   // CINDER_CSI_IMAGE_CONTEXT: build an exported tree (e.g. `git archive`) instead of the working tree.
   const context = process.env['CINDER_CSI_IMAGE_CONTEXT'];
