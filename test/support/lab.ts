@@ -49,6 +49,17 @@ export function labNoauth(): { endpoint: string; projectId: string; userId: stri
   };
 }
 
+/** The driver's OS_* settings for the lab's noauth Cinder API (labNoauth). */
+export function labNoauthEnv(): Record<string, string> {
+  const na = labNoauth();
+  return {
+    OS_AUTH_TYPE: 'noauth',
+    OS_USER_ID: na.userId,
+    OS_PROJECT_ID: na.projectId,
+    OS_ENDPOINT: na.endpoint,
+  };
+}
+
 const baseConfig = (): Omit<CloudConfig, 'auth'> => ({
   region: LAB_REGION,
   interface: 'public',

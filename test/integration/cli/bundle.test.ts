@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { csiClient } from '../../support/csi-client.ts';
-import { labAvailable, labNoauth } from '../../support/lab.ts';
+import { labAvailable, labNoauthEnv } from '../../support/lab.ts';
 import {
   applyManifests,
   CONTROLLER_SA,
@@ -244,14 +244,7 @@ describe('the bundled image program (no node_modules)', () => {
       // The full client (@kubernetes/client-node) out of the bundle: the controller must not need it.
       fullClientChunks('away');
       try {
-        const na = labNoauth();
-        const env = {
-          ...process.env,
-          OS_AUTH_TYPE: 'noauth',
-          OS_USER_ID: na.userId,
-          OS_PROJECT_ID: na.projectId,
-          OS_ENDPOINT: na.endpoint,
-        };
+        const env = { ...process.env, ...labNoauthEnv() };
         const kubeconfig = await lab.serviceAccountKubeconfig(CONTROLLER_SA);
         let sawStart = false;
         const stderr = await withDriver(
@@ -278,14 +271,7 @@ describe('the bundled image program (no node_modules)', () => {
   test('all mode: ready only after a Cinder round trip; ListVolumes answers from the lab', async (t) => {
     const skip = await labAvailable();
     if (skip) return t.skip(skip);
-    const na = labNoauth();
-    const env = {
-      ...process.env,
-      OS_AUTH_TYPE: 'noauth',
-      OS_USER_ID: na.userId,
-      OS_PROJECT_ID: na.projectId,
-      OS_ENDPOINT: na.endpoint,
-    };
+    const env = { ...process.env, ...labNoauthEnv() };
     await withDriver('all', env, async (c) => {
       const r = await c.call<{ entries: unknown[] }>('Controller', 'ListVolumes', { max_entries: 1 }, 30_000);
       assert.ok(Array.isArray(r.entries));

@@ -9,7 +9,7 @@ import { buildDriver, type Driver } from '../../../src/cli/app.ts';
 import { parseFlags } from '../../../src/cli/flags.ts';
 import { createLogger } from '../../../src/util/logger.ts';
 import { csiClient, LogCapture } from '../../support/csi-client.ts';
-import { labAvailable, labNoauth } from '../../support/lab.ts';
+import { labAvailable, labNoauth, labNoauthEnv } from '../../support/lab.ts';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -27,13 +27,7 @@ let skip: string | undefined;
 before(async () => {
   skip = await labAvailable();
   if (skip) return;
-  const na = labNoauth();
-  Object.assign(process.env, {
-    OS_AUTH_TYPE: 'noauth',
-    OS_USER_ID: na.userId,
-    OS_PROJECT_ID: na.projectId,
-    OS_ENDPOINT: na.endpoint,
-  });
+  Object.assign(process.env, labNoauthEnv());
   for (const k of Object.keys(process.env)) if (k.startsWith('OS_CLOUD')) delete process.env[k];
 });
 after(() => {
