@@ -8,6 +8,7 @@
  *   OpenStackError other 400            -> INVALID_ARGUMENT
  *   OpenStackError 401 / 403            -> UNAUTHENTICATED / PERMISSION_DENIED (driver credentials)
  *   OpenStackError 409                  -> FAILED_PRECONDITION
+ *   OpenStackError 500 "Connector doesn't have required information" -> FAILED_PRECONDITION
  *   OpenStackError retryable / 5xx / no response -> UNAVAILABLE (the sidecars retry)
  *   MicroversionError                   -> FAILED_PRECONDITION naming the missing feature
  *   WaitFailedError (resource went to error) -> by its reason: see `classifyFailureReason`
@@ -83,6 +84,12 @@ function mapCloudError(err: unknown, context: string, opts: CloudErrorOptions): 
   return err instanceof Error ? err : new Error(String(err));
 }
 
+/**
+ * A Cinder 500 that every retry gets again (cinder.exception.InvalidConnectorException): the node's
+ * connector misses a field the backend needs. Not Cinder's health, so not UNAVAILABLE.
+ */
+const NO_CONNECTOR_INFO = /connector doesn't have required information/i;
+
 function fromOpenStackError(err: OpenStackError, context: string, opts: CloudErrorOptions): CsiError {
   const words = `${err.faultMessage}${err.requestId ? ` (request id ${err.requestId})` : ''}`;
   const make = (code: status, text: string) => new CsiError(code, `${context}: ${text}`, { cause: err });
@@ -100,6 +107,13 @@ function fromOpenStackError(err: OpenStackError, context: string, opts: CloudErr
     return make(status.UNAUTHENTICATED, `OpenStack refused the driver's credentials: ${words}`);
   if (err.forbidden) return make(status.PERMISSION_DENIED, `OpenStack denied the operation: ${words}`);
   if (err.conflict) return make(status.FAILED_PRECONDITION, words);
+  if (err.status === 500 && NO_CONNECTOR_INFO.test(err.faultMessage)) {
+    return make(
+      status.FAILED_PRECONDITION,
+      `${words}; the node's host connector lacks what the volume's backend needs ` +
+        '(for iSCSI: an initiator name in /etc/iscsi/initiatorname.iscsi on the node)',
+    );
+  }
   if (err.retryable || (err.status !== undefined && err.status >= 500)) {
     return make(status.UNAVAILABLE, `OpenStack is unavailable: ${err.message}`);
   }

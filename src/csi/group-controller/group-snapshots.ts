@@ -23,7 +23,13 @@ import type * as csi from '../generated/csi/v1/index.ts';
 import { createSignal, type RpcContext } from '../rpc.ts';
 import { type GroupController, lockKey, marker, withLocks } from './context.ts';
 import { resolveGroupType } from './group-type.ts';
-import { deleteOwnGroup, groupAvailable, releaseVolumes, sweepOrphanGroups } from './own-group.ts';
+import {
+  deleteOwnGroup,
+  groupAvailable,
+  releaseVolumes,
+  sweepOrphanGroups,
+  updateOwnGroup,
+} from './own-group.ts';
 import { checkSourceIds, MAX_GROUP_SNAPSHOT_VOLUMES, sourceVolumes } from './source-volumes.ts';
 
 const DEFAULT_WAIT_MS = 60_000;
@@ -145,14 +151,18 @@ async function ensureGroup(
     ctx.log.info({ groupId: group.id }, 'CreateVolumeGroupSnapshot: Cinder group created');
   }
   group = await groupAvailable(c, group.id, signal);
+  // The membership is the available group's own list, read after the wait: the volumes were read
+  // before it, while an earlier try's update (its answer lost) may still have been landing.
   const wanted = new Set(volumes.map((v) => v.id));
-  const add = volumes.filter((v) => v.group_id !== group?.id).map((v) => v.id);
-  const remove = (group.volumes ?? []).filter((id) => !wanted.has(id));
+  const members = new Set(group.volumes ?? []);
+  const add = [...wanted].filter((id) => !members.has(id));
+  const remove = [...members].filter((id) => !wanted.has(id));
   if (add.length > 0 || remove.length > 0) {
-    await c.cinder.updateGroup(
+    await updateOwnGroup(
+      c,
       group.id,
       { ...(add.length ? { add_volumes: add } : {}), ...(remove.length ? { remove_volumes: remove } : {}) },
-      { signal },
+      signal,
     );
     group = await groupAvailable(c, group.id, signal);
   }
@@ -237,8 +247,11 @@ export async function deleteVolumeGroupSnapshot(
       if ((req.snapshot_ids ?? []).length === 0) {
         throw invalidArgument("snapshot_ids is required (the ids of the group snapshot's members)");
       }
-      checkSnapshotIds(id, await membersOf(c, id, signal), req.snapshot_ids);
-      if (gs.status !== 'deleting') await ignoreNotFound(c.cinder.deleteGroupSnapshot(id, { signal }));
+      // While Cinder deletes (an earlier try's DELETE, its answer lost) the members vanish one by
+      // one: given ids that are no longer listed are ones already deleted, not a mismatch.
+      const deleting = gs.status === 'deleting';
+      checkSnapshotIds(id, await membersOf(c, id, signal), req.snapshot_ids, deleting);
+      if (!deleting) await ignoreNotFound(c.cinder.deleteGroupSnapshot(id, { signal }));
       // A backend that refuses (e.g. a member busy with clones) puts it back to available or error_deleting.
       await c.cinder.waitForGroupSnapshot(id, {
         target: [],
@@ -328,14 +341,17 @@ function checkSnapshotIdCount(given: readonly string[] | undefined): void {
   }
 }
 
-/** FAILED_PRECONDITION unless `given` is exactly the member snapshot ids (a few quoted). */
-function checkSnapshotIds(id: string, members: Snapshot[], given: string[]): void {
+/**
+ * FAILED_PRECONDITION unless `given` is exactly the member snapshot ids (a few quoted); with
+ * `membersVanishing` (Cinder is deleting the group snapshot) given ids no longer listed are allowed.
+ */
+function checkSnapshotIds(id: string, members: Snapshot[], given: string[], membersVanishing = false): void {
   const actual = members.map((s) => s.id);
-  if (!sameSet(actual, given)) {
-    const have = new Set(actual);
-    const want = new Set(given);
-    const extra = given.filter((x) => !have.has(x));
-    const lacking = actual.filter((x) => !want.has(x));
+  const have = new Set(actual);
+  const want = new Set(given);
+  const extra = membersVanishing ? [] : given.filter((x) => !have.has(x));
+  const lacking = actual.filter((x) => !want.has(x));
+  if (extra.length > 0 || lacking.length > 0) {
     throw failedPrecondition(
       `snapshot_ids do not match the members of group snapshot ${id}` +
         (extra.length ? `; not members: ${fewOf(extra)}` : '') +

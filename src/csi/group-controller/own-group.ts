@@ -3,9 +3,12 @@
  * for them, releasing their volumes, deleting them once no group snapshot uses them, and sweeping
  * the ones a DeleteVolumeGroupSnapshot that died half-way left behind.
  */
+
+import { status } from '@grpc/grpc-js';
 import { ignoreNotFound } from '../../openstack/cinder.ts';
 import type { Group } from '../../openstack/cinder-types.ts';
-import { unavailable } from '../errors.ts';
+import { OpenStackError } from '../../openstack/errors.ts';
+import { CsiError, unavailable } from '../errors.ts';
 import type { RpcContext } from '../rpc.ts';
 import { type GroupController, lockKey, marker } from './context.ts';
 
@@ -22,8 +25,43 @@ export async function releaseVolumes(c: GroupController, groupId: string, ctx: R
   const ready = await groupAvailable(c, groupId, ctx.signal);
   const volumes = ready.volumes ?? [];
   if (volumes.length === 0) return;
-  await c.cinder.updateGroup(groupId, { remove_volumes: volumes }, { signal: ctx.signal });
+  await updateOwnGroup(c, groupId, { remove_volumes: volumes }, ctx.signal);
   await groupAvailable(c, groupId, ctx.signal);
+}
+
+/**
+ * Cinder's refusals of a membership change that only a view changing underneath explains: an
+ * earlier try's `PUT /groups/{id}` whose answer was lost and which Cinder is still carrying out
+ * (checked against cinder/group/api.py: `_validate_add_volumes`, `_validate_remove_volumes`, the
+ * "no valid ... add_volumes, or remove_volumes" and status checks).
+ */
+const GROUP_VIEW_CHANGED =
+  /already in group|not in the group|no valid name, description, add_volumes|status must be available/i;
+
+/**
+ * `PUT /groups/{id}` on a group the driver made. The source volumes were checked just before
+ * (sourceVolumes: not in a foreign group, available or in-use), so a 400 of the kinds above is
+ * transient: UNAVAILABLE, and the CO's retry reads Cinder's state again and finds the update done.
+ */
+export async function updateOwnGroup(
+  c: GroupController,
+  groupId: string,
+  patch: { add_volumes?: string[]; remove_volumes?: string[] },
+  signal: AbortSignal,
+): Promise<void> {
+  try {
+    await c.cinder.updateGroup(groupId, patch, { signal });
+  } catch (err) {
+    if (err instanceof OpenStackError && err.badRequest && GROUP_VIEW_CHANGED.test(err.faultMessage)) {
+      throw new CsiError(
+        status.UNAVAILABLE,
+        `Cinder group ${groupId} changed while the driver updated its volumes ` +
+          `(${err.faultMessage.slice(0, 200)}); an earlier update is still landing, retry`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
 }
 
 /** Driver groups looked at per sweep (one page of groups, a few lookups each). */

@@ -52,6 +52,13 @@ describe('fromCloudError', () => {
     for (const s of [undefined, 500, 502, 503, 504, 429]) {
       assert.equal(codeOf(fromCloudError(os(s, 'down'), 'x')), Code.UNAVAILABLE, String(s));
     }
+    // A 500 that every retry gets again (cinder InvalidConnectorException): not Cinder's health.
+    const noInitiator = fromCloudError(
+      os(500, "Connector doesn't have required information: initiator"),
+      'publish volume v',
+    );
+    assert.equal(codeOf(noInitiator), Code.FAILED_PRECONDITION);
+    assert.match(noInitiator.message, /required information: initiator.*initiatorname\.iscsi/);
     assert.doesNotMatch(
       fromCloudError(os(503, 'down'), 'x').message,
       /secret/,

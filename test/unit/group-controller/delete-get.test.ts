@@ -10,7 +10,7 @@ import { Code } from '../../../src/csi/errors.ts';
 import type { CinderApi } from '../../../src/openstack/cinder-api.ts';
 import { rejectsWith } from '../../support/csi-errors.ts';
 import { ctx } from '../controller/helpers.ts';
-import { createReq, idReq, setup } from './helpers.ts';
+import { count, createReq, idReq, setup } from './helpers.ts';
 
 describe('DeleteVolumeGroupSnapshot and GetVolumeGroupSnapshot', () => {
   async function created() {
@@ -92,6 +92,32 @@ describe('DeleteVolumeGroupSnapshot and GetVolumeGroupSnapshot', () => {
     assert.equal(cinder.groups.size, 1, 'still there: an OK now would leave it for ever');
     await svc.DeleteVolumeGroupSnapshot(idReq(id, snapIds), ctx());
     assert.equal(cinder.groups.size, 0, 'the retry deletes it');
+  });
+
+  it('a retry while Cinder deletes (members vanishing one by one) is not FAILED_PRECONDITION', async () => {
+    const { cinder, svc, id, snapIds } = await created();
+    const gs = cinder.groupSnapshots.get(id);
+    assert.ok(gs && snapIds.length === 2);
+    // An earlier try's DELETE, its answer lost: Cinder has deleted one member so far.
+    gs.status = 'deleting';
+    cinder.snapshots.delete(snapIds[0] ?? '');
+    setTimeout(() => {
+      cinder.groupSnapshots.delete(id);
+      for (const s of snapIds) cinder.snapshots.delete(s);
+    }, 20).unref();
+    await svc.DeleteVolumeGroupSnapshot(idReq(id, snapIds), ctx());
+    assert.equal(count(cinder.calls, 'deleteGroupSnapshot'), 0, 'Cinder is already deleting it');
+    assert.equal(cinder.groups.size, 0);
+  });
+
+  it('while deleting, a member the request does not name is still a mismatch', async () => {
+    const { cinder, svc, id, snapIds } = await created();
+    (cinder.groupSnapshots.get(id) as { status: string }).status = 'deleting';
+    await rejectsWith(
+      svc.DeleteVolumeGroupSnapshot(idReq(id, [snapIds[0] ?? '']), ctx()),
+      Code.FAILED_PRECONDITION,
+      /members not given/,
+    );
   });
 
   it('FAILED_PRECONDITION when the backend refuses the delete; the group stays', async () => {

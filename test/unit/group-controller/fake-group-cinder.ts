@@ -49,6 +49,8 @@ export interface FakeGroupCinderOptions {
   getVolumeDelayMs?: number;
   /** The next N calls of a method answer HTTP 503 (a lost or refused request), e.g. `{ listGroups: 1 }`. */
   failCalls?: Record<string, number>;
+  /** The next N calls of a method are carried out, then their answer is lost, e.g. `{ updateGroup: 1 }`. */
+  loseAnswers?: Record<string, number>;
 }
 
 export class FakeGroupCinder {
@@ -101,6 +103,20 @@ export class FakeGroupCinder {
     if (left > 0 && this.opts.failCalls) {
       this.opts.failCalls[name] = left - 1;
       throw fail(503, `injected: ${name} unavailable`);
+    }
+  }
+
+  /** After Cinder acted: the answer is lost when `loseAnswers` names the method (a reset, no status). */
+  #lose(name: string): void {
+    const left = this.opts.loseAnswers?.[name] ?? 0;
+    if (left > 0 && this.opts.loseAnswers) {
+      this.opts.loseAnswers[name] = left - 1;
+      throw new OpenStackError({
+        status: undefined,
+        faultMessage: `injected: ${name} answer lost after Cinder acted`,
+        method: 'X',
+        url: 'http://fake-cinder/v3',
+      });
     }
   }
 
@@ -234,28 +250,48 @@ export class FakeGroupCinder {
     this.#call('updateGroup', opts);
     const g = this.groups.get(id);
     if (!g) throw fail(404, `Group ${id} could not be found.`);
-    if (g.status !== 'available') {
-      throw fail(
-        400,
-        `Invalid group: Group ${id} status must be available, but current status is: ${g.status}.`,
-      );
-    }
-    for (const vid of patch.add_volumes ?? []) {
+    // Cinder's API checks against the group's members now (cinder/group/api.py); the volume
+    // service changes the membership later, while the group is `updating`.
+    const members = new Set([...this.volumes.values()].filter((v) => v.group_id === id).map((v) => v.id));
+    const add = (patch.add_volumes ?? []).filter((vid) => !members.has(vid));
+    for (const vid of add) {
       const v = this.volumes.get(vid);
       if (!v) throw fail(404, `Volume ${vid} could not be found.`);
-      if (v.group_id && v.group_id !== id) {
-        throw fail(400, `Invalid volume: Volume ${vid} is already in a group.`);
+      if (v.group_id) {
+        throw fail(
+          400,
+          `Invalid volume: Cannot add volume ${vid} to group ${id} because it is already in group ${v.group_id}.`,
+        );
       }
     }
-    for (const vid of patch.add_volumes ?? []) (this.volumes.get(vid) as Volume).group_id = id;
-    for (const vid of patch.remove_volumes ?? []) {
-      const v = this.volumes.get(vid);
-      if (v?.group_id === id) v.group_id = null;
+    const remove = patch.remove_volumes ?? [];
+    for (const vid of remove) {
+      if (!members.has(vid)) {
+        throw fail(
+          400,
+          `Invalid volume: Cannot remove volume ${vid} from group ${id} because it is not in the group.`,
+        );
+      }
+    }
+    if (add.length === 0 && remove.length === 0) {
+      throw fail(
+        400,
+        `Invalid group: Cannot update group ${id} because no valid name, description, add_volumes, or remove_volumes were provided.`,
+      );
+    }
+    if (g.status !== 'available') {
+      throw fail(400, 'Invalid group: Group status must be available.');
     }
     g.status = 'updating';
     this.#later(() => {
+      for (const vid of add) (this.volumes.get(vid) as Volume).group_id = id;
+      for (const vid of remove) {
+        const v = this.volumes.get(vid);
+        if (v?.group_id === id) v.group_id = null;
+      }
       g.status = 'available';
     });
+    this.#lose('updateGroup');
   }
 
   async deleteGroup(id: string, opts?: CallOptions): Promise<void> {

@@ -13,6 +13,7 @@ import {
   DEFAULT_GROUP_TYPE,
   GROUP_MARKER,
 } from '../../../src/csi/group-controller/index.ts';
+import { updateOwnGroup } from '../../../src/csi/group-controller/own-group.ts';
 import {
   LOOKUP_CONCURRENCY,
   MAX_GROUP_SNAPSHOT_VOLUMES,
@@ -326,6 +327,46 @@ describe('CreateVolumeGroupSnapshot', () => {
     assert.equal(count(cinder.calls, 'createGroup'), 0);
     assert.equal(cinder.groupSnapshots.get(res.group_snapshot?.group_snapshot_id ?? '')?.group_id, 'g-old');
     assert.equal(cinder.volumes.get(stray.id)?.group_id, null);
+  });
+
+  it('a retry after a lost PUT /groups answer, while Cinder still adds the volumes, is not INVALID_ARGUMENT', async () => {
+    // The chaos bench saw INVALID_ARGUMENT here: the retry read the volumes before waiting for the
+    // group, and asked Cinder to add a volume its earlier update had added meanwhile.
+    const { cinder, svc } = setup({ delayMs: 40, loseAnswers: { updateGroup: 1 } });
+    const a = cinder.addVolume();
+    const b = cinder.addVolume();
+    await rejectsWith(
+      svc.CreateVolumeGroupSnapshot(createReq('lost', [a.id, b.id]), ctx()),
+      Code.UNAVAILABLE,
+    );
+    const group = [...cinder.groups.values()][0];
+    assert.equal(group?.status, 'updating', 'Cinder is still carrying out the lost update');
+    const res = await svc.CreateVolumeGroupSnapshot(createReq('lost', [a.id, b.id]), ctx());
+    assert.equal(res.group_snapshot?.ready_to_use, true);
+    assert.equal(count(cinder.calls, 'updateGroup'), 2, 'the lost add, then the release; no second add');
+    assert.equal(cinder.groups.size, 1);
+  });
+
+  it("Cinder's refusal of a membership change on its own group (view changed underneath) is UNAVAILABLE", async () => {
+    const { cinder, svc } = setup();
+    const a = cinder.addVolume();
+    await svc.CreateVolumeGroupSnapshot(createReq('own', [a.id]), ctx());
+    const group = [...cinder.groups.values()][0];
+    const c = { cinder: cinder.api } as unknown as Parameters<typeof updateOwnGroup>[0];
+    const signal = AbortSignal.timeout(5_000);
+    // The volumes were released already: an earlier try's update that landed meanwhile.
+    await rejectsWith(
+      updateOwnGroup(c, group?.id ?? '', { remove_volumes: [a.id] }, signal),
+      Code.UNAVAILABLE,
+      /not in the group.*retry/,
+    );
+    cinder.volumes.get(a.id)!.group_id = 'someone-elses';
+    await rejectsWith(
+      updateOwnGroup(c, group?.id ?? '', { add_volumes: [a.id] }, signal),
+      Code.UNAVAILABLE,
+      /already in group/,
+    );
+    assert.ok(svc);
   });
 
   it('ABORTED for a concurrent call on the same name or on overlapping volumes', async () => {
