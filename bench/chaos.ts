@@ -59,6 +59,7 @@ const common: Partial<ChaosOptions> = {
   ...(values.type ? { volumeType: values.type } : {}),
   ...(values.exclude ? { exclude: parseExclude(values.exclude) } : {}),
   ...(values.verbose ? { log: (l: string) => console.log(`  ${l}`) } : {}),
+  progress: (l: string) => console.log(`  .. ${l}`),
 };
 const runs: ChaosOptions[] =
   values.ops || values.kills

@@ -38,6 +38,10 @@ export interface ChaosOptions {
   /** Every n-th lifecycle takes a backup (default 3; the lab's cinder-backup is slow). */
   backupEvery?: number;
   log?: (line: string) => void;
+  /** Called with a one-line summary (operations done, requests, faults, kills) every `progressMs`. */
+  progress?: (line: string) => void;
+  /** Period of `progress` (default 20 s). */
+  progressMs?: number;
 }
 
 export interface ChaosReport {
@@ -116,6 +120,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   });
   const rand = mulberry32(o.seed ^ 0x5eed);
   const started = Date.now();
+  let ticker: NodeJS.Timeout | undefined;
   try {
     await driver.start();
     if (crash) kills = new KillSwitch(driver, mulberry32(o.seed ^ 0xdead), log);
@@ -137,10 +142,27 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
       ...(ks ? { more: () => !ks.done } : {}),
     });
     const killing = ks ? ks.run(o.killRounds ?? 0, o.killFocus ?? []) : Promise.resolve();
+    if (o.progress) {
+      const say = o.progress;
+      ticker = setInterval(() => {
+        const faults = FAULT_KINDS.reduce(
+          (n, k) => n + driverProxy.stats.faults[k] + nodeProxy.stats.faults[k],
+          0,
+        );
+        const done = workload.ops.filter((op) => op.ok).length;
+        say(
+          `${Math.round((Date.now() - started) / 1000)} s: ${done}/${workload.ops.length} operations OK ` +
+            `(of ${o.operations}+), ${driverProxy.stats.requests + nodeProxy.stats.requests} Cinder requests, ` +
+            `${faults} faults, ${driver.kills} kills`,
+        );
+      }, o.progressMs ?? 20_000);
+      ticker.unref();
+    }
     const checkAttachments = async (volumeId: string) =>
       (await direct.cinder.listAttachments({ volume_id: volumeId })).map((a) => a.id);
     const result = await workload.run(checkAttachments);
     await killing;
+    clearInterval(ticker);
     log(`workload done: ${result.ops.length} operations in ${result.lifecycles} lifecycles`);
 
     const inv = await settledInventory(direct.cinder, scope);
@@ -216,6 +238,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     report.purgeLeft = inventorySize(left);
     return report;
   } finally {
+    clearInterval(ticker);
     await driver.stop(process.env['CHAOS_KEEP_LOGS'] === '1');
     await driverProxy.close();
     await nodeProxy.close();
