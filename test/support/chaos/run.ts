@@ -249,7 +249,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   }
 }
 
-async function deleteGroupType(cinder: CinderClient, name: string): Promise<void> {
+export async function deleteGroupType(cinder: CinderClient, name: string): Promise<void> {
   const t = (await cinder.listGroupTypes().catch(() => [])).find((x) => x.name === name);
   if (t) await cinder.deleteGroupType(t.id).catch(() => {});
 }
