@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from './metrics.ts';
@@ -88,6 +88,12 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
     send(res, 404, 'text/plain; charset=utf-8', 'not found: try /metrics or /healthz\n', head);
   };
 
+  // `node:http` without its ESM facade: an ES `import` of `node:http` reads every export, and the
+  // lazy `WebSocket`/`MessageEvent`/`CloseEvent` getters load Node's internal copy of undici (fetch,
+  // web streams): ~3 MiB of idle memory for a server that needs `createServer` only
+  // (bench/README.md, "Idle memory as deployed, fourth pass"). getBuiltinModule hands over the
+  // CommonJS module object, whose getters stay untouched.
+  const { createServer } = process.getBuiltinModule('node:http');
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       log.error({ err }, 'metrics request failed');

@@ -50,14 +50,15 @@ type RequestFn = (
 
 export async function kubeHttp(t: KubeTarget, timeoutMs: number): Promise<KubeHttp> {
   const https = t.server.protocol === 'https:';
-  const mod = https ? await import('node:https') : await import('node:http');
+  // not `import()`: the ESM facade of node:http loads Node's internal undici (src/metrics/server.ts)
+  const mod = https ? process.getBuiltinModule('node:https') : process.getBuiltinModule('node:http');
   // two watches, three lists of a reconciler pass and a GET or an Event may be in flight at once
   const agent: Agent = new mod.Agent({ keepAlive: true, maxSockets: 8 });
   // One TLS context (CA, client certificate) built once for every connection: given `ca`/`cert`/`key`
   // per request, Node parses them into a new OpenSSL context at every connect.
   const secureContext =
     https && (t.ca || t.cert || t.key)
-      ? (await import('node:tls')).createSecureContext({
+      ? process.getBuiltinModule('node:tls').createSecureContext({
           ...(t.ca ? { ca: t.ca } : {}),
           ...(t.cert ? { cert: t.cert } : {}),
           ...(t.key ? { key: t.key } : {}),

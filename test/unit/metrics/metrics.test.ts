@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -269,6 +270,31 @@ describe('metrics server', () => {
     } finally {
       await first.close();
     }
+  });
+
+  test("serving and scraping never loads Node's internal undici (node:http's ESM facade does)", () => {
+    // A fresh process (this one has loaded fetch already): the server started and scraped over a
+    // plain `require('node:http')` client; `import 'node:http'` would load internal/deps/undici.
+    const server = new URL('../../../src/metrics/index.ts', import.meta.url).href;
+    const script = `
+      const http = require('node:http');
+      const logger = { child: () => logger, info() {}, warn() {}, error() {} };
+      import(${JSON.stringify(server)}).then(async (m) => {
+        const srv = await m.startMetricsServer({
+          address: '127.0.0.1:0', metrics: m.createMetrics(), logger, health: async () => ({ ok: true }),
+        });
+        const body = await new Promise((resolve, reject) => {
+          http.get({ host: '127.0.0.1', port: srv.port, path: '/metrics' }, (res) => {
+            let b = '';
+            res.on('data', (d) => { b += d; }).on('end', () => resolve(b));
+          }).on('error', reject);
+        });
+        await srv.close();
+        const loaded = process.moduleLoadList.filter((x) => /undici|webstreams/.test(x));
+        process.stdout.write(JSON.stringify({ scraped: body.includes('cinder_csi_rpc_requests_total'), loaded }));
+      });`;
+    const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+    assert.deepEqual(JSON.parse(out), { scraped: true, loaded: [] });
   });
 
   test('listen addresses: all interfaces, IPv4, bracketed IPv6; malformed ones rejected', () => {
