@@ -110,6 +110,18 @@ export async function createAttachment(
   return attachment;
 }
 
+/** A host connector for the lab's attachments (the lab needs no real initiator; rbd none at all). */
+export function labConnector(host: string, initiator?: string): Record<string, unknown> {
+  return {
+    ...(initiator ? { initiator } : {}),
+    ip: '127.0.0.1',
+    host,
+    multipath: false,
+    platform: 'x86_64',
+    os_type: 'linux2',
+  };
+}
+
 /** Best-effort cleanup: delete the attachment(s) then the volume; errors are swallowed. */
 export async function cleanup(s: LabSession, volumeId: string, attachmentIds: string[] = []): Promise<void> {
   for (const a of attachmentIds) await cinder(s, 'DELETE', `/attachments/${a}`).catch(() => undefined);

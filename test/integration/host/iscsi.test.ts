@@ -27,6 +27,7 @@ import {
   createAttachment,
   createVolume,
   type LabSession,
+  labConnector,
   labLogin,
   waitVolume,
 } from '../../doubles/lab-cinder.ts';
@@ -34,14 +35,7 @@ import {
 const skip = await iscsiSkipReason();
 const PREFIX = `hostlayer-iscsi-${randomBytes(3).toString('hex')}`;
 const TGT_DIR = '/var/lib/cinder-lab/tgt-volumes';
-const CONNECTOR = {
-  initiator: 'iqn.2004-10.org.cinder-csi:hostlayer-test',
-  ip: '127.0.0.1',
-  host: PREFIX,
-  multipath: false,
-  platform: 'x86_64',
-  os_type: 'linux2',
-};
+const CONNECTOR = labConnector(PREFIX, 'iqn.2004-10.org.cinder-csi:hostlayer-test');
 
 interface LabVolume {
   id: string;
