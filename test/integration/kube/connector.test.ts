@@ -5,33 +5,28 @@
  * created by the admin (there is no kubelet). Skips when the API server is not built.
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { connectorAnnotationKey, parseConnectorAnnotation } from '../../../src/kube/connector-annotation.ts';
-import { ConnectorPublisher } from '../../../src/kube/connector-publisher.ts';
-import {
-  ConnectorNotRegisteredError,
-  KubeConnectorSource,
-  MalformedConnectorError,
-} from '../../../src/kube/connector-source.ts';
-import { createKubeApi, type KubeApi } from '../../../src/kube/kube-api.ts';
+import { ConnectorNotRegisteredError, MalformedConnectorError } from '../../../src/kube/connector-source.ts';
+import type { KubeApi } from '../../../src/kube/kube-api.ts';
 import type { HostConnector } from '../../../src/openstack/cinder-types.ts';
-import { createLogger, silentLogger } from '../../../src/util/logger.ts';
 import {
-  applyManifests,
   CONTROLLER_SA,
+  captureLogger,
+  closeKubeLab,
+  connectorPublisher,
+  DRIVER,
   eventually,
-  ignore404,
   type KubeLab,
-  kubeLab,
   NODE_SA,
-  RBAC_YAML,
+  rbacKubeLab,
   runPrefix,
+  serviceAccountApi,
+  startConnectorSource,
 } from './kube-lab.ts';
 
 const RUN = runPrefix('kube-conn-it');
-const DRIVER = 'cinder.csi.openstack.org';
 const KEY = connectorAnnotationKey(DRIVER);
 /** Connector number `n` of node `node` (its host is the node name, as the controller requires). */
 const connector = (n: number, node: string): HostConnector => ({
@@ -43,17 +38,6 @@ const connector = (n: number, node: string): HostConnector => ({
   multipath: false,
   do_local_attach: false,
 });
-
-function captureLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
-  return { logger: createLogger({ destination, level: 'debug' }), lines };
-}
 
 let lab: KubeLab;
 const skip = { reason: '' };
@@ -72,32 +56,18 @@ async function annotationOf(name: string): Promise<string | undefined> {
 
 describe('connector exchange on a real kube-apiserver', { timeout: 180_000 }, () => {
   before(async () => {
-    lab = await kubeLab();
-    if (lab.reason) {
-      skip.reason = lab.reason;
-      return;
-    }
-    await applyManifests(lab.kc!, RBAC_YAML);
-    nodeApi = await createKubeApi({ kubeconfig: await lab.serviceAccountKubeconfig(NODE_SA) });
-    controllerApi = await createKubeApi({ kubeconfig: await lab.serviceAccountKubeconfig(CONTROLLER_SA) });
+    lab = await rbacKubeLab(skip);
+    if (skip.reason) return;
+    nodeApi = await serviceAccountApi(lab, NODE_SA);
+    controllerApi = await serviceAccountApi(lab, CONTROLLER_SA);
   });
-  after(async () => {
-    if (lab && !lab.reason) {
-      for (const name of created) await ignore404(lab.core!.deleteNode({ name }));
-    }
-    lab?.close();
-  });
+  after(() => closeKubeLab(lab, created));
 
   it('publishes the connector on its Node and updates it when it changes (node ServiceAccount)', async (t) => {
     if (skip.reason) return t.skip(skip.reason);
     const name = `${RUN}-pub`;
     await createNode(name, { 'other.example.com/keep': 'yes' });
-    const publisher = new ConnectorPublisher({
-      api: nodeApi,
-      nodeName: name,
-      driverName: DRIVER,
-      logger: silentLogger(),
-    });
+    const publisher = connectorPublisher(nodeApi, name);
     try {
       publisher.publish(connector(1, name));
       await publisher.whenPublished();
@@ -125,11 +95,7 @@ describe('connector exchange on a real kube-apiserver', { timeout: 180_000 }, ()
 
   it('controller cache sees Nodes added, annotated, re-annotated and deleted (watch, no GETs)', async (t) => {
     if (skip.reason) return t.skip(skip.reason);
-    const source = new KubeConnectorSource({
-      api: controllerApi,
-      driverName: DRIVER,
-      logger: silentLogger(),
-    }).start();
+    const source = startConnectorSource(controllerApi);
     const seen: string[] = [];
     const name = `${RUN}-cache`;
     source.onNodeChange((type, n) => {
@@ -184,18 +150,9 @@ describe('connector exchange on a real kube-apiserver', { timeout: 180_000 }, ()
 
   it('publish lookup before the node plugin registers → not registered; after → the connector; malformed → reason', async (t) => {
     if (skip.reason) return t.skip(skip.reason);
-    const source = new KubeConnectorSource({
-      api: controllerApi,
-      driverName: DRIVER,
-      logger: silentLogger(),
-    }).start();
+    const source = startConnectorSource(controllerApi);
     const name = `${RUN}-reg`;
-    const publisher = new ConnectorPublisher({
-      api: nodeApi,
-      nodeName: name,
-      driverName: DRIVER,
-      logger: silentLogger(),
-    });
+    const publisher = connectorPublisher(nodeApi, name);
     try {
       await source.ready;
       assert.equal(await source.get(`${RUN}-missing`), undefined, 'missing node → undefined (NOT_FOUND)');
@@ -244,23 +201,11 @@ describe('connector exchange on a real kube-apiserver', { timeout: 180_000 }, ()
   it('survives an API server restart: cache keeps serving, then recovers; publisher retries until published', async (t) => {
     if (skip.reason) return t.skip(skip.reason);
     const { logger, lines } = captureLogger();
-    const source = new KubeConnectorSource({
-      api: controllerApi,
-      driverName: DRIVER,
-      logger: silentLogger(),
-      backoffInitialMs: 200,
-      backoffMaxMs: 1000,
-    }).start();
+    const backoff = { backoffInitialMs: 200, backoffMaxMs: 1000 };
+    const source = startConnectorSource(controllerApi, backoff);
     const name = `${RUN}-restart`;
     const later = `${RUN}-after`;
-    const publisher = new ConnectorPublisher({
-      api: nodeApi,
-      nodeName: name,
-      driverName: DRIVER,
-      logger,
-      backoffInitialMs: 200,
-      backoffMaxMs: 1000,
-    });
+    const publisher = connectorPublisher(nodeApi, name, { logger, ...backoff });
     try {
       await source.ready;
       await createNode(name, { [KEY]: JSON.stringify({ version: 1, connector: connector(6, name) }) });

@@ -8,10 +8,16 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { CoreV1Api, KubeConfig, KubernetesObject, StorageV1Api } from '@kubernetes/client-node';
+import { ConnectorPublisher, type ConnectorPublisherOptions } from '../../../src/kube/connector-publisher.ts';
+import { KubeConnectorSource, type KubeConnectorSourceOptions } from '../../../src/kube/connector-source.ts';
 import { createKubeApi, type KubeApi } from '../../../src/kube/kube-api.ts';
+import { CinderClient } from '../../../src/openstack/cinder.ts';
+import { createLogger, silentLogger } from '../../../src/util/logger.ts';
+import { type LabSession, labSession } from '../openstack/cinder-lab-session.ts';
 
 const run = promisify(execFile);
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -21,6 +27,8 @@ export const RBAC_YAML = [join(REPO, 'deploy/namespace.yaml'), join(REPO, 'deplo
 /** ServiceAccounts of deploy/rbac.yaml. */
 export const CONTROLLER_SA = { namespace: 'cinder-csi', name: 'cinder-csi-controller' } as const;
 export const NODE_SA = { namespace: 'cinder-csi', name: 'cinder-csi-node' } as const;
+/** The driver name the suites run the driver's Kubernetes side with. */
+export const DRIVER = 'cinder.csi.openstack.org';
 
 export interface KubeLab {
   /** Why the tests must skip; undefined when the API server is up. */
@@ -147,4 +155,89 @@ export async function ignore404(p: Promise<unknown>): Promise<void> {
   } catch (err) {
     if ((err as { code?: number }).code !== 404) throw err;
   }
+}
+
+/** A suite's skip reason, set by its before hook (a test calls `t.skip(skip.reason)` when set). */
+export interface Skip {
+  reason: string;
+}
+
+/**
+ * A suite's set-up: the lab API server with the deployment's RBAC (RBAC_YAML) applied, or
+ * `skip.reason` set when it is missing. The lab is returned either way, for closeKubeLab().
+ */
+export async function rbacKubeLab(skip: Skip): Promise<KubeLab> {
+  const lab = await kubeLab();
+  if (lab.reason) skip.reason = lab.reason;
+  else await applyManifests(lab.kc!, RBAC_YAML);
+  return lab;
+}
+
+/** The driver's KubeApi with a ServiceAccount's minted token (e.g. CONTROLLER_SA, NODE_SA). */
+export async function serviceAccountApi(
+  lab: KubeLab,
+  sa: { namespace: string; name: string },
+): Promise<KubeApi> {
+  return createKubeApi({ kubeconfig: await lab.serviceAccountKubeconfig(sa) });
+}
+
+/** A suite's clean-up: deletes its Nodes (404s ignored) when the lab is up, and closes the lab. */
+export async function closeKubeLab(lab: KubeLab | undefined, nodes: readonly string[] = []): Promise<void> {
+  if (lab && !lab.reason) for (const name of nodes) await ignore404(lab.core!.deleteNode({ name }));
+  lab?.close();
+}
+
+/**
+ * rbacKubeLab() and the lab Cinder (Keystone) with a CinderClient, for the suites that need both;
+ * `skip.reason` is set when either is missing (then `cinder` is undefined at run time).
+ */
+export async function rbacKubeCinderLab(
+  skip: Skip,
+): Promise<{ lab: KubeLab; os?: LabSession; cinder: CinderClient }> {
+  const lab = await rbacKubeLab(skip);
+  if (skip.reason) return { lab, cinder: undefined as unknown as CinderClient };
+  const os = await labSession('keystone');
+  if (os.reason) skip.reason = os.reason;
+  const cinder = os.session ? new CinderClient({ session: os.session, logger: silentLogger() }) : undefined;
+  return { lab, os, cinder: cinder as CinderClient };
+}
+
+/** Best-effort clean-up of a lab volume: its attachments deleted, then the volume once available. */
+export async function deleteVolumeAndAttachments(cinder: CinderClient, volumeId: string): Promise<void> {
+  for (const a of await cinder.listAttachments({ volume_id: volumeId }).catch(() => [])) {
+    await cinder.deleteAttachment(a.id).catch(() => undefined);
+  }
+  await cinder
+    .waitForVolume(volumeId, { target: ['available'], signal: AbortSignal.timeout(60_000) })
+    .catch(() => undefined);
+  await cinder.deleteVolume(volumeId).catch(() => undefined);
+}
+
+/** The controller's connector cache (KubeConnectorSource) on `api`, started; silent by default. */
+export function startConnectorSource(
+  api: KubeApi,
+  extra: Partial<KubeConnectorSourceOptions> = {},
+): KubeConnectorSource {
+  return new KubeConnectorSource({ api, driverName: DRIVER, logger: silentLogger(), ...extra }).start();
+}
+
+/** The node plugin's ConnectorPublisher for `nodeName` on `api`; silent by default. */
+export function connectorPublisher(
+  api: KubeApi,
+  nodeName: string,
+  extra: Partial<ConnectorPublisherOptions> = {},
+): ConnectorPublisher {
+  return new ConnectorPublisher({ api, nodeName, driverName: DRIVER, logger: silentLogger(), ...extra });
+}
+
+/** A debug logger whose JSON lines are kept, parsed, in `lines`. */
+export function captureLogger<T = Record<string, unknown>>() {
+  const lines: T[] = [];
+  const destination = new Writable({
+    write(chunk, _enc, cb) {
+      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
+      cb();
+    },
+  });
+  return { logger: createLogger({ destination, level: 'debug' }), lines };
 }

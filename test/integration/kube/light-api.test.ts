@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connectorAnnotationKey, parseConnectorAnnotation } from '../../../src/kube/connector-annotation.ts';
-import { ConnectorPublisher } from '../../../src/kube/connector-publisher.ts';
 import { createKubeApi, type KubeApi, KubeApiError } from '../../../src/kube/kube-api.ts';
 import { LIMITS, lightKubeApi } from '../../../src/kube/light-api.ts';
 import { zoneFromNodeLabel } from '../../../src/kube/topology.ts';
@@ -20,18 +19,18 @@ import { type WatchEvent, WatchGoneError } from '../../../src/kube/watch-cache.t
 import type { HostConnector } from '../../../src/openstack/cinder-types.ts';
 import { silentLogger } from '../../../src/util/logger.ts';
 import {
-  applyManifests,
   CONTROLLER_SA,
+  closeKubeLab,
+  connectorPublisher,
+  DRIVER,
   ignore404,
   type KubeLab,
-  kubeLab,
   NODE_SA,
-  RBAC_YAML,
+  rbacKubeLab,
   runPrefix,
 } from './kube-lab.ts';
 
 const RUN = runPrefix('kube-lightapi-it');
-const DRIVER = 'cinder.csi.openstack.org';
 const KEY = connectorAnnotationKey(DRIVER);
 const ZONE_LABEL = 'topology.kubernetes.io/zone';
 
@@ -53,12 +52,8 @@ async function createNode(name: string, annotations?: Record<string, string>) {
 describe("the driver's own Kubernetes client on a real kube-apiserver", { timeout: 120_000 }, () => {
   before(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'kube-lightapi-'));
-    lab = await kubeLab();
-    if (lab.reason) {
-      skip.reason = lab.reason;
-      return;
-    }
-    await applyManifests(lab.kc!, RBAC_YAML);
+    lab = await rbacKubeLab(skip);
+    if (skip.reason) return;
     saKubeconfig = await lab.serviceAccountKubeconfig(NODE_SA);
     const light = await lightKubeApi({ kubeconfig: saKubeconfig });
     assert.ok(light, 'a token kubeconfig is served by the light client');
@@ -68,10 +63,7 @@ describe("the driver's own Kubernetes client on a real kube-apiserver", { timeou
     controller = ctl;
   });
   after(async () => {
-    if (lab && !lab.reason) {
-      for (const name of created) await ignore404(lab.core!.deleteNode({ name }));
-    }
-    lab?.close();
+    await closeKubeLab(lab, created);
     rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -108,12 +100,7 @@ describe("the driver's own Kubernetes client on a real kube-apiserver", { timeou
       multipath: false,
       do_local_attach: false,
     };
-    const publisher = new ConnectorPublisher({
-      api,
-      nodeName: name,
-      driverName: DRIVER,
-      logger: silentLogger(),
-    });
+    const publisher = connectorPublisher(api, name);
     try {
       publisher.publish(connector);
       await publisher.whenPublished();

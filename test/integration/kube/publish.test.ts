@@ -10,29 +10,30 @@ import { createControllerService } from '../../../src/csi/controller/index.ts';
 import { Code, CsiError } from '../../../src/csi/errors.ts';
 import type { RpcContext } from '../../../src/csi/rpc.ts';
 import { connectorAnnotationKey } from '../../../src/kube/connector-annotation.ts';
-import { ConnectorPublisher } from '../../../src/kube/connector-publisher.ts';
-import { KubeConnectorSource } from '../../../src/kube/connector-source.ts';
-import { createKubeApi } from '../../../src/kube/kube-api.ts';
-import { CinderClient } from '../../../src/openstack/cinder.ts';
+import type { ConnectorPublisher } from '../../../src/kube/connector-publisher.ts';
+import type { KubeConnectorSource } from '../../../src/kube/connector-source.ts';
+import type { CinderClient } from '../../../src/openstack/cinder.ts';
 import { silentLogger } from '../../../src/util/logger.ts';
-import { type LabSession, labSession } from '../openstack/cinder-lab-session.ts';
+import type { LabSession } from '../openstack/cinder-lab-session.ts';
 import {
-  applyManifests,
   CONTROLLER_SA,
-  ignore404,
+  closeKubeLab,
+  connectorPublisher,
+  DRIVER,
+  deleteVolumeAndAttachments,
   type KubeLab,
-  kubeLab,
   NODE_SA,
-  RBAC_YAML,
+  rbacKubeCinderLab,
   runPrefix,
+  serviceAccountApi,
+  startConnectorSource,
 } from './kube-lab.ts';
 
 const RUN = runPrefix('kube-pub-it');
-const DRIVER = 'cinder.csi.openstack.org';
 const NODE = `${RUN}-node`;
 
 let lab: KubeLab;
-let os: LabSession;
+let os: LabSession | undefined;
 let cinder: CinderClient;
 let source: KubeConnectorSource;
 let publisher: ConnectorPublisher;
@@ -70,33 +71,10 @@ async function rejectsWith(p: Promise<unknown>, code: number, message: RegExp): 
 
 describe('ControllerPublishVolume with connectors from the Kubernetes API', { timeout: 120_000 }, () => {
   before(async () => {
-    lab = await kubeLab();
-    if (lab.reason) {
-      skip.reason = lab.reason;
-      return;
-    }
-    os = await labSession('keystone');
-    if (os.reason) {
-      skip.reason = os.reason;
-      return;
-    }
-    cinder = new CinderClient({ session: os.session!, logger: silentLogger() });
-    await applyManifests(lab.kc!, RBAC_YAML);
-    const controllerApi = await createKubeApi({
-      kubeconfig: await lab.serviceAccountKubeconfig(CONTROLLER_SA),
-    });
-    const nodeApi = await createKubeApi({ kubeconfig: await lab.serviceAccountKubeconfig(NODE_SA) });
-    source = new KubeConnectorSource({
-      api: controllerApi,
-      driverName: DRIVER,
-      logger: silentLogger(),
-    }).start();
-    publisher = new ConnectorPublisher({
-      api: nodeApi,
-      nodeName: NODE,
-      driverName: DRIVER,
-      logger: silentLogger(),
-    });
+    ({ lab, os, cinder } = await rbacKubeCinderLab(skip));
+    if (skip.reason) return;
+    source = startConnectorSource(await serviceAccountApi(lab, CONTROLLER_SA));
+    publisher = connectorPublisher(await serviceAccountApi(lab, NODE_SA), NODE);
     svc = createControllerService({
       cinder,
       connectors: source,
@@ -119,18 +97,9 @@ describe('ControllerPublishVolume with connectors from the Kubernetes API', { ti
   after(async () => {
     await publisher?.stop();
     await source?.stop();
-    if (cinder && volumeId) {
-      for (const a of await cinder.listAttachments({ volume_id: volumeId }).catch(() => [])) {
-        await cinder.deleteAttachment(a.id).catch(() => undefined);
-      }
-      await cinder
-        .waitForVolume(volumeId, { target: ['available'], signal: AbortSignal.timeout(60_000) })
-        .catch(() => undefined);
-      await cinder.deleteVolume(volumeId).catch(() => undefined);
-    }
-    if (lab && !lab.reason) await ignore404(lab.core!.deleteNode({ name: NODE }));
+    if (cinder && volumeId) await deleteVolumeAndAttachments(cinder, volumeId);
     await os?.close();
-    lab?.close();
+    await closeKubeLab(lab, [NODE]);
   });
 
   it('unknown node → NOT_FOUND; node without connector → FAILED_PRECONDITION; registered → attachment', async (t) => {

@@ -5,26 +5,25 @@
  * representative call outside its rules is refused with 403. Skips when the API server is not built.
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { ConnectorPublisher } from '../../../src/kube/connector-publisher.ts';
 import { createKubeApi, type KubeApi, KubeApiError } from '../../../src/kube/kube-api.ts';
-import { createLogger } from '../../../src/util/logger.ts';
 import {
-  applyManifests,
   CONTROLLER_SA,
+  captureLogger,
+  closeKubeLab,
+  connectorPublisher,
+  DRIVER,
   eventually,
   ignore404,
   type KubeLab,
-  kubeLab,
   NODE_SA,
-  RBAC_YAML,
+  rbacKubeLab,
   runPrefix,
+  serviceAccountApi,
 } from './kube-lab.ts';
 
 const RUN = runPrefix('kube-rbac-it');
-const DRIVER = 'cinder.csi.openstack.org';
 const NODE = `${RUN}-node`;
 const NO_RIGHTS_SA = { namespace: 'cinder-csi', name: `${RUN}-norights` };
 
@@ -44,12 +43,8 @@ async function forbidden(p: Promise<unknown>, what: string): Promise<void> {
 
 describe('RBAC of deploy/rbac.yaml with minted ServiceAccount tokens', { timeout: 60_000 }, () => {
   before(async () => {
-    lab = await kubeLab();
-    if (lab.reason) {
-      skip.reason = lab.reason;
-      return;
-    }
-    await applyManifests(lab.kc!, RBAC_YAML);
+    lab = await rbacKubeLab(skip);
+    if (skip.reason) return;
     await lab.core!.createNode({ body: { metadata: { name: NODE } } });
     await lab.core!.createNamespacedServiceAccount({
       namespace: NO_RIGHTS_SA.namespace,
@@ -57,17 +52,14 @@ describe('RBAC of deploy/rbac.yaml with minted ServiceAccount tokens', { timeout
     });
     const controllerKubeconfig = await lab.serviceAccountKubeconfig(CONTROLLER_SA);
     controller = await createKubeApi({ kubeconfig: controllerKubeconfig });
-    node = await createKubeApi({ kubeconfig: await lab.serviceAccountKubeconfig(NODE_SA) });
+    node = await serviceAccountApi(lab, NODE_SA);
     const kc = new KubeConfig();
     kc.loadFromFile(controllerKubeconfig);
     controllerCore = kc.makeApiClient(CoreV1Api);
   });
   after(async () => {
-    if (lab && !lab.reason) {
-      await ignore404(lab.core!.deleteNode({ name: NODE }));
-      await ignore404(lab.core!.deleteNamespacedServiceAccount(NO_RIGHTS_SA));
-    }
-    lab?.close();
+    if (lab && !lab.reason) await ignore404(lab.core!.deleteNamespacedServiceAccount(NO_RIGHTS_SA));
+    await closeKubeLab(lab, [NODE]);
   });
 
   it('controller ServiceAccount: watches Nodes, lists VolumeAttachments and PVs, records Events; cannot patch Nodes or read Secrets', async (t) => {
@@ -129,22 +121,9 @@ describe('RBAC of deploy/rbac.yaml with minted ServiceAccount tokens', { timeout
 
   it('a node plugin without the RBAC grant logs a clear 403 cause and keeps retrying', async (t) => {
     if (skip.reason) return t.skip(skip.reason);
-    const lines: { level?: string; msg?: string; err?: string }[] = [];
-    const destination = new Writable({
-      write(chunk, _e, cb) {
-        for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l));
-        cb();
-      },
-    });
-    const api = await createKubeApi({ kubeconfig: await lab.serviceAccountKubeconfig(NO_RIGHTS_SA) });
-    const publisher = new ConnectorPublisher({
-      api,
-      nodeName: NODE,
-      driverName: DRIVER,
-      logger: createLogger({ destination }),
-      backoffInitialMs: 100,
-      backoffMaxMs: 200,
-    });
+    const { logger, lines } = captureLogger<{ level?: string; msg?: string; err?: string }>();
+    const api = await serviceAccountApi(lab, NO_RIGHTS_SA);
+    const publisher = connectorPublisher(api, NODE, { logger, backoffInitialMs: 100, backoffMaxMs: 200 });
     try {
       publisher.publish({ host: NODE, initiator: 'iqn.2004-10.com.example:rbac' });
       await eventually('two failed attempts', () => publisher.stats.failures >= 2);

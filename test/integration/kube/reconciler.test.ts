@@ -17,24 +17,25 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connectorAnnotationKey, encodeConnectorAnnotation } from '../../../src/kube/connector-annotation.ts';
-import { createKubeApi, type KubeApi } from '../../../src/kube/kube-api.ts';
+import type { KubeApi } from '../../../src/kube/kube-api.ts';
 import { type ReconcileAction, StaleAttachmentReconciler } from '../../../src/kube/reconciler.ts';
-import { CinderClient } from '../../../src/openstack/cinder.ts';
+import type { CinderClient } from '../../../src/openstack/cinder.ts';
 import type { HostConnector } from '../../../src/openstack/cinder-types.ts';
 import { silentLogger } from '../../../src/util/logger.ts';
-import { type LabSession, labSession } from '../openstack/cinder-lab-session.ts';
+import type { LabSession } from '../openstack/cinder-lab-session.ts';
 import {
-  applyManifests,
   CONTROLLER_SA,
+  closeKubeLab,
+  DRIVER,
+  deleteVolumeAndAttachments,
   ignore404,
   type KubeLab,
-  kubeLab,
-  RBAC_YAML,
+  rbacKubeCinderLab,
   runPrefix,
+  serviceAccountApi,
 } from './kube-lab.ts';
 
 const RUN = runPrefix('kube-reconc-it');
-const DRIVER = 'cinder.csi.openstack.org';
 const CLUSTER_KEY = 'cinder.csi.dev/cluster';
 const HOST_PREFIX = 'cinder.csi.dev.attachment.';
 const NODE_A = `${RUN}-a`;
@@ -46,7 +47,7 @@ const NAMES = ['live', 'orphan', 'deadnode', 'foreign', 'unrecorded'] as const;
 type Name = (typeof NAMES)[number];
 
 let lab: KubeLab;
-let os: LabSession;
+let os: LabSession | undefined;
 let cinder: CinderClient;
 let controllerApi: KubeApi;
 const skip = { reason: '' };
@@ -132,19 +133,9 @@ describe('stale-attachment reconciler on the lab Cinder and a real kube-apiserve
   timeout: 180_000,
 }, () => {
   before(async () => {
-    lab = await kubeLab();
-    if (lab.reason) {
-      skip.reason = lab.reason;
-      return;
-    }
-    os = await labSession('keystone');
-    if (os.reason) {
-      skip.reason = os.reason;
-      return;
-    }
-    cinder = new CinderClient({ session: os.session!, logger: silentLogger() });
-    await applyManifests(lab.kc!, RBAC_YAML);
-    controllerApi = await createKubeApi({ kubeconfig: await lab.serviceAccountKubeconfig(CONTROLLER_SA) });
+    ({ lab, os, cinder } = await rbacKubeCinderLab(skip));
+    if (skip.reason) return;
+    controllerApi = await serviceAccountApi(lab, CONTROLLER_SA);
     for (const node of [NODE_A, NODE_B, NODE_C]) {
       // node C runs the node plugin: its connector is published (so its host is known)
       const annotations =
@@ -177,14 +168,7 @@ describe('stale-attachment reconciler on the lab Cinder and a real kube-apiserve
     if (cinder) {
       for (const name of NAMES) {
         const v = vol[name];
-        if (!v) continue;
-        for (const a of await cinder.listAttachments({ volume_id: v.id }).catch(() => [])) {
-          await cinder.deleteAttachment(a.id).catch(() => undefined);
-        }
-        await cinder
-          .waitForVolume(v.id, { target: ['available'], signal: AbortSignal.timeout(60_000) })
-          .catch(() => undefined);
-        await cinder.deleteVolume(v.id).catch(() => undefined);
+        if (v) await deleteVolumeAndAttachments(cinder, v.id);
       }
     }
     if (lab && !lab.reason) {
@@ -199,7 +183,7 @@ describe('stale-attachment reconciler on the lab Cinder and a real kube-apiserve
       }
     }
     await os?.close();
-    lab?.close();
+    await closeKubeLab(lab);
   });
 
   it('dry run reports exactly the stale attachments and deletes nothing', async (t) => {

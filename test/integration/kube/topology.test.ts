@@ -6,15 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createKubeApi, type KubeApi } from '../../../src/kube/kube-api.ts';
 import { DEFAULT_ZONE_LABEL, zoneFromNodeLabel } from '../../../src/kube/topology.ts';
-import {
-  applyManifests,
-  ignore404,
-  type KubeLab,
-  kubeLab,
-  NODE_SA,
-  RBAC_YAML,
-  runPrefix,
-} from './kube-lab.ts';
+import { closeKubeLab, type KubeLab, NODE_SA, rbacKubeLab, runPrefix } from './kube-lab.ts';
 
 const RUN = runPrefix('kube-topo-it');
 let lab: KubeLab;
@@ -24,12 +16,8 @@ const skip = { reason: '' };
 
 describe('zoneFromNodeLabel on a real kube-apiserver', { timeout: 60_000 }, () => {
   before(async () => {
-    lab = await kubeLab();
-    if (lab.reason) {
-      skip.reason = lab.reason;
-      return;
-    }
-    await applyManifests(lab.kc!, RBAC_YAML);
+    lab = await rbacKubeLab(skip);
+    if (skip.reason) return;
     kubeconfig = await lab.serviceAccountKubeconfig(NODE_SA);
     api = await createKubeApi({ kubeconfig });
     await lab.core!.createNode({
@@ -39,12 +27,7 @@ describe('zoneFromNodeLabel on a real kube-apiserver', { timeout: 60_000 }, () =
     });
     await lab.core!.createNode({ body: { metadata: { name: `${RUN}-nolabel` } } });
   });
-  after(async () => {
-    if (lab && !lab.reason) {
-      for (const name of [`${RUN}-z`, `${RUN}-nolabel`]) await ignore404(lab.core!.deleteNode({ name }));
-    }
-    lab?.close();
-  });
+  after(() => closeKubeLab(lab, [`${RUN}-z`, `${RUN}-nolabel`]));
 
   it('reads the zone from the default label, a configured label, or reports none', async (t) => {
     if (skip.reason) return t.skip(skip.reason);
