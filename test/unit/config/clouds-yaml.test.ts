@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadCloudConfig, loadCloudConfigDetailed } from '../../../src/config/load.ts';
-import { PLANTED, tempDir } from './helpers.ts';
+import { labAdminAuth, PLANTED, tempDir } from './helpers.ts';
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
@@ -41,15 +41,7 @@ describe('clouds.yaml + secure.yaml (OS_CLOUD)', () => {
     });
     assert.equal(loaded.source, 'clouds.yaml');
     assert.deepEqual(loaded.files, [clouds, secure]);
-    assert.deepEqual(loaded.config.auth, {
-      type: 'password',
-      authUrl: 'http://127.0.0.1:5000/v3',
-      username: 'admin',
-      password: PLANTED,
-      projectName: 'admin',
-      userDomainName: 'Default',
-      projectDomainId: 'default',
-    });
+    assert.deepEqual(loaded.config.auth, labAdminAuth({ projectDomainId: 'default' }));
     assert.equal(loaded.config.region, 'RegionOne');
     assert.equal(loaded.config.interface, 'internal');
     assert.equal(loaded.config.sources['auth.password'], `${secure}: clouds.lab.auth.password`);

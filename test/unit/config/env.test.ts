@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { loadCloudConfig, loadCloudConfigDetailed } from '../../../src/config/load.ts';
-import { NO_ENV, PLANTED, passwordConf, tempDir } from './helpers.ts';
+import { labAdminAuth, NO_ENV, PLANTED, passwordConf, tempDir } from './helpers.ts';
 
 const tmp = tempDir();
 after(() => tmp.cleanup());
@@ -26,15 +26,7 @@ describe('OS_* environment', () => {
     const loaded = loadCloudConfigDetailed({ env: LAB_ENV, configDirs: [] });
     assert.equal(loaded.source, 'environment');
     assert.deepEqual(loaded.files, []);
-    assert.deepEqual(loaded.config.auth, {
-      type: 'password',
-      authUrl: 'http://127.0.0.1:5000/v3',
-      username: 'admin',
-      password: PLANTED,
-      projectName: 'admin',
-      userDomainName: 'Default',
-      projectDomainName: 'Default',
-    });
+    assert.deepEqual(loaded.config.auth, labAdminAuth({ projectDomainName: 'Default' }));
     assert.equal(loaded.config.region, 'RegionOne');
     assert.equal(loaded.config.sources['auth.password'], 'environment OS_PASSWORD');
   });

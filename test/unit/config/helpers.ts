@@ -10,6 +10,22 @@ import { ConfigError } from '../../../src/config/types.ts';
 /** A value planted as password / secret / token in every error path; it must never be printed. */
 export const PLANTED = 'S3cr3t-planted-xyz';
 
+/**
+ * The lab admin's password auth as the loaders return it, with the project's domain as the source
+ * names it (by id or by name).
+ */
+export function labAdminAuth(projectDomain: { projectDomainId: string } | { projectDomainName: string }) {
+  return {
+    type: 'password',
+    authUrl: 'http://127.0.0.1:5000/v3',
+    username: 'admin',
+    password: PLANTED,
+    projectName: 'admin',
+    userDomainName: 'Default',
+    ...projectDomain,
+  };
+}
+
 export interface TempDir {
   dir: string;
   /** Writes `content` to `name` (relative to the temp dir, directories created) and returns the path. */

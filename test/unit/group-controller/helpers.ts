@@ -21,16 +21,6 @@ export function setup(
   return { cinder, svc };
 }
 
-export const createReq = (name: string, ids: string[], parameters: Record<string, string> = {}) => ({
-  name,
-  source_volume_ids: ids,
-  secrets: {},
-  parameters,
-});
-export const idReq = (id: string, snapshot_ids: string[] = []) => ({
-  group_snapshot_id: id,
-  snapshot_ids,
-  secrets: {},
-});
+export { groupSnapshotIdReq as idReq, groupSnapshotReq as createReq } from '../../support/group-requests.ts';
 
 export const count = (calls: string[], name: string) => calls.filter((c) => c === name).length;
