@@ -6,6 +6,7 @@
 import type { Backup, Snapshot } from '../../openstack/cinder-types.ts';
 import { WaitFailedError } from '../../openstack/waiter.ts';
 import { fromCloudError } from '../cloud-errors.ts';
+import { deleteUnderWay } from '../delete-under-way.ts';
 import { failedPrecondition, invalidArgument } from '../errors.ts';
 import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
@@ -55,12 +56,10 @@ async function deletePlainSnapshot(c: Controller, id: string, ctx: RpcContext): 
     throw err;
   }
   if (s.status !== 'deleting') {
-    try {
-      await c.cinder.deleteSnapshot(id, { signal: ctx.signal });
-    } catch (err) {
-      if (isNotFound(err)) return;
-      throw err;
-    }
+    await deleteUnderWay(
+      () => c.cinder.deleteSnapshot(id, { signal: ctx.signal }),
+      () => c.cinder.getSnapshot(id, { signal: ctx.signal }),
+    );
   }
   try {
     // A backend that refuses (e.g. snapshot busy) puts the snapshot back to available.
@@ -116,9 +115,10 @@ async function deleteBackupSnapshot(c: Controller, backupId: string, ctx: RpcCon
     throw err;
   }
   if (b.status !== 'deleting') {
-    await c.cinder.deleteBackup(backupId, { signal: ctx.signal }).catch((err) => {
-      if (!isNotFound(err)) throw err;
-    });
+    await deleteUnderWay(
+      () => c.cinder.deleteBackup(backupId, { signal: ctx.signal }),
+      () => c.cinder.getBackup(backupId, { signal: ctx.signal }),
+    );
   }
   await c.cinder.waitForBackup(backupId, {
     target: [],

@@ -7,6 +7,7 @@ import type { Volume } from '../../openstack/cinder-types.ts';
 import { WaitFailedError } from '../../openstack/waiter.ts';
 import { fewOf } from '../../util/bounded.ts';
 import { fromCloudError, latestUserMessage } from '../cloud-errors.ts';
+import { deleteUnderWay } from '../delete-under-way.ts';
 import { Code, CsiError, failedPrecondition, invalidArgument, notFound } from '../errors.ts';
 import type * as csi from '../generated/csi/v1/index.ts';
 import type { RpcContext } from '../rpc.ts';
@@ -73,9 +74,11 @@ export async function deleteVolume(
         // A delete the backend failed (error_deleting) is only accepted again with force (admin).
         const force = v.status === 'error_deleting';
         try {
-          await c.cinder.deleteVolume(id, { signal: ctx.signal, ...(force ? { force: true } : {}) });
+          await deleteUnderWay(
+            () => c.cinder.deleteVolume(id, { signal: ctx.signal, ...(force ? { force: true } : {}) }),
+            () => c.cinder.getVolume(id, { signal: ctx.signal }),
+          );
         } catch (err) {
-          if ((err as { notFound?: boolean }).notFound) return {};
           if (force && (err as { status?: number }).status === 403) {
             throw failedPrecondition(
               `volume ${id} is error_deleting (Cinder's backend failed to delete it) and deleting it again ` +

@@ -11,6 +11,7 @@ import { fewOf } from '../../util/bounded.ts';
 import { classifyFailureReason, fromCloudError, latestUserMessage } from '../cloud-errors.ts';
 import { META, softDeadline } from '../controller/context.ts';
 import { timestampOf, toCsiSnapshot } from '../controller/convert.ts';
+import { deleteUnderWay } from '../delete-under-way.ts';
 import {
   alreadyExists,
   CsiError,
@@ -251,7 +252,12 @@ export async function deleteVolumeGroupSnapshot(
       // one: given ids that are no longer listed are ones already deleted, not a mismatch.
       const deleting = gs.status === 'deleting';
       checkSnapshotIds(id, await membersOf(c, id, signal), req.snapshot_ids, deleting);
-      if (!deleting) await ignoreNotFound(c.cinder.deleteGroupSnapshot(id, { signal }));
+      if (!deleting) {
+        await deleteUnderWay(
+          () => c.cinder.deleteGroupSnapshot(id, { signal }),
+          () => c.cinder.getGroupSnapshot(id, { signal }),
+        );
+      }
       // A backend that refuses (e.g. a member busy with clones) puts it back to available or error_deleting.
       await c.cinder.waitForGroupSnapshot(id, {
         target: [],

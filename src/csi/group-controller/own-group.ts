@@ -8,6 +8,7 @@ import { status } from '@grpc/grpc-js';
 import { ignoreNotFound } from '../../openstack/cinder.ts';
 import type { Group } from '../../openstack/cinder-types.ts';
 import { OpenStackError } from '../../openstack/errors.ts';
+import { deleteUnderWay } from '../delete-under-way.ts';
 import { CsiError, unavailable } from '../errors.ts';
 import type { RpcContext } from '../rpc.ts';
 import { type GroupController, lockKey, marker } from './context.ts';
@@ -96,7 +97,10 @@ export async function deleteOwnGroup(c: GroupController, groupId: string, ctx: R
     if (other.group_id === groupId) return; // still used (e.g. a group snapshot being deleted)
   }
   await releaseVolumes(c, groupId, ctx);
-  await ignoreNotFound(c.cinder.deleteGroup(groupId, { signal }));
+  await deleteUnderWay(
+    () => c.cinder.deleteGroup(groupId, { signal }),
+    () => c.cinder.getGroup(groupId, { signal }),
+  );
   await c.cinder.waitForGroup(groupId, { target: [], gone: true, signal });
   ctx.log.info({ groupId }, 'DeleteVolumeGroupSnapshot: Cinder group deleted');
 }
