@@ -3,7 +3,8 @@
  *   - `labAvailable()`: undefined when the lab answers, else the reason to skip;
  *   - `labConfig('keystone' | 'noauth', 'admin' | 'demo')`: a CloudConfig built directly
  *     (independent of the config loaders under test elsewhere);
- *   - `uniqueName(prefix)`: resource names that do not collide between concurrent test runs.
+ *   - `uniqueName(prefix)`: resource names that do not collide between concurrent test runs;
+ *   - `labHostConnector(node)`: a node's host connector for attachments on the lab.
  *
  * Passwords come from CINDER_LAB_ADMIN_PASSWORD / CINDER_LAB_DEMO_PASSWORD or the lab defaults.
  * The noauth api (127.0.0.1:8786) and its project id come from the file test/lab-up.sh writes
@@ -12,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { CloudConfig } from '../../src/config/types.ts';
+import type { HostConnector } from '../../src/openstack/cinder-types.ts';
 
 export const LAB_KEYSTONE_URL = process.env['CINDER_LAB_KEYSTONE_URL'] ?? 'http://127.0.0.1:5000/v3';
 export const LAB_CINDER_URL = process.env['CINDER_LAB_ENDPOINT'] ?? 'http://127.0.0.1:8776/v3';
@@ -136,4 +138,17 @@ export function labAvailable(): Promise<string | undefined> {
 /** A unique resource name for this test area: `<prefix>-<time>-<random>` (lower case, <= 64 chars). */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`.toLowerCase().slice(0, 64);
+}
+
+/** A node's host connector like the node plugin computes it (the lab needs no real initiator). */
+export function labHostConnector(host: string): HostConnector {
+  return {
+    host,
+    initiator: `iqn.2004-10.com.ubuntu:01:${host}`,
+    ip: '127.0.0.1',
+    multipath: false,
+    platform: 'x86_64',
+    os_type: 'linux',
+    do_local_attach: false,
+  };
 }

@@ -8,13 +8,13 @@ import { after, before, describe, it } from 'node:test';
 import { Code } from '../../../src/csi/errors.ts';
 import { rejectsWith } from '../../support/csi-errors.ts';
 import {
+  closeLab,
   createReq,
   ctx,
   type Lab,
   mountCap,
   openLab,
   pubReq,
-  purge,
   rand,
   settleLeftovers,
   skipReason,
@@ -35,11 +35,7 @@ describe('controller contract on the lab (keystone)', { skip }, () => {
     lab = await openLab('keystone');
     multi = await lab.createType({ multiattach: '<is> True', volume_backend_name: 'tgt' });
   });
-  after(async () => {
-    if (!lab) return;
-    await purge(lab).catch(() => {});
-    await lab.close();
-  });
+  after(() => closeLab(lab));
 
   it('multi-node writers with mount access are refused in CreateVolume, Validate and Publish with the node reason; block is fine', async () => {
     const [a, b] = lab.nodes as [string, string];

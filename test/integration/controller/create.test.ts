@@ -16,11 +16,12 @@ import { silentLogger } from '../../../src/util/logger.ts';
 import { rejectsWith } from '../../support/csi-errors.ts';
 import { LAB_IMAGE_NAME } from '../../support/lab.ts';
 import {
+  closeLab,
   createReq,
   ctx,
+  deadlineAfterCreate,
   type Lab,
   openLab,
-  purge,
   rand,
   settleLeftovers,
   skipReason,
@@ -60,8 +61,7 @@ describe('CreateVolume on the lab: nothing stranded, nothing duplicated', { skip
     if (!lab) return;
     for (const id of backups)
       await lab.svc.DeleteSnapshot({ snapshot_id: id, secrets: {} }, ctx(300_000)).catch(() => {});
-    await purge(lab).catch(() => {});
-    await lab.close();
+    await closeLab(lab);
   });
 
   it('restore from a type=backup snapshot: requested content_source, own identity, a retry during the restore finds it', async () => {
@@ -92,21 +92,7 @@ describe('CreateVolume on the lab: nothing stranded, nothing duplicated', { skip
 
     // The first try gives up right after POST /volumes (a provisioner timeout shorter than the restore).
     const ac = new AbortController();
-    const impatient = new Proxy(cinder, {
-      get(target, prop, receiver) {
-        if (prop === 'createVolume') {
-          return async (...args: Parameters<CinderClient['createVolume']>) => {
-            const v = await target.createVolume(...args);
-            const e = new Error('deadline');
-            e.name = 'TimeoutError';
-            ac.abort(e);
-            return v;
-          };
-        }
-        const value = Reflect.get(target, prop, receiver);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
+    const impatient = deadlineAfterCreate(cinder, ac);
     await rejectsWith(
       lab.service(lab.clusterId, impatient).CreateVolume(req, { ...ctx(), signal: ac.signal }),
       Code.DEADLINE_EXCEEDED,

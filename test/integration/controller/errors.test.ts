@@ -8,18 +8,18 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { META } from '../../../src/csi/controller/index.ts';
 import { Code, type CsiError } from '../../../src/csi/errors.ts';
-import type { CinderClient } from '../../../src/openstack/cinder.ts';
 import { rejectsWith } from '../../support/csi-errors.ts';
 import {
+  closeLab,
   createReq,
   ctx,
+  deadlineAfterCreate,
   GiB,
   type Lab,
   type Mode,
   mountCap,
   openLab,
   pubReq,
-  purge,
   quotaProject,
   rand,
   settleLeftovers,
@@ -37,11 +37,7 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
       lab = await openLab(mode);
       clusters.push(lab.clusterId);
     });
-    after(async () => {
-      if (!lab) return;
-      await purge(lab, clusters).catch(() => {});
-      await lab.close();
-    });
+    after(() => closeLab(lab, clusters));
 
     it('INVALID_ARGUMENT / OUT_OF_RANGE / NOT_FOUND / FAILED_PRECONDITION / ALREADY_EXISTS with the inputs that cause them', async () => {
       const { svc, nodes, cinder } = lab;
@@ -208,22 +204,7 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
       // The deadline fires right after POST /volumes returned (deterministic, real Cinder).
       const ac = new AbortController();
       const real = lab.cinder;
-      const cinder = new Proxy(real, {
-        get(target, prop, receiver) {
-          if (prop === 'createVolume') {
-            return async (...args: Parameters<CinderClient['createVolume']>) => {
-              const v = await target.createVolume(...args);
-              const e = new Error('deadline');
-              e.name = 'TimeoutError';
-              ac.abort(e);
-              return v;
-            };
-          }
-          const value = Reflect.get(target, prop, receiver);
-          return typeof value === 'function' ? value.bind(target) : value;
-        },
-      });
-      const svc = lab.service(lab.clusterId, cinder);
+      const svc = lab.service(lab.clusterId, deadlineAfterCreate(real, ac));
       const name = `ctl-dl-${rand()}`;
       const c = { ...ctx(), signal: ac.signal };
       await rejectsWith(

@@ -9,11 +9,10 @@ import { StaticConnectorSource } from '../../../src/csi/connector-source.ts';
 import { createControllerService, META } from '../../../src/csi/controller/index.ts';
 import type { RpcContext } from '../../../src/csi/rpc.ts';
 import { CinderClient } from '../../../src/openstack/cinder.ts';
-import type { HostConnector } from '../../../src/openstack/cinder-types.ts';
 import { OpenStackError } from '../../../src/openstack/errors.ts';
 import { OpenStackSession, type ServiceSession } from '../../../src/openstack/session.ts';
 import { silentLogger } from '../../../src/util/logger.ts';
-import { labAvailable, labConfig } from '../../support/lab.ts';
+import { labAvailable, labConfig, labHostConnector } from '../../support/lab.ts';
 import { createKeystoneProject, deleteKeystoneProject } from '../openstack/cinder-lab-session.ts';
 
 export const GiB = 1024 ** 3;
@@ -31,18 +30,8 @@ export function ctx(timeoutMs = 120_000): RpcContext {
   };
 }
 
-/** A node's host connector like the node plugin computes it (the lab needs no real initiator). */
-export function connector(host: string): HostConnector {
-  return {
-    host,
-    initiator: `iqn.2004-10.com.ubuntu:01:${host}`,
-    ip: '127.0.0.1',
-    multipath: false,
-    platform: 'x86_64',
-    os_type: 'linux',
-    do_local_attach: false,
-  };
-}
+/** A node's host connector like the node plugin computes it (test/support/lab.ts). */
+export const connector = labHostConnector;
 
 export interface Lab {
   mode: Mode;
@@ -170,6 +159,35 @@ export async function purge(lab: Lab, clusterIds: string[] = [lab.clusterId]): P
   }
   await new Promise((r) => setTimeout(r, 1500));
   for (const id of vols) await lab.cinder.deleteVolume(id, { cascade: true }).catch(() => {});
+}
+
+/** A suite's after hook: purges what the run left of these clusters (best effort), closes the lab. */
+export async function closeLab(lab: Lab | undefined, clusterIds?: string[]): Promise<void> {
+  if (!lab) return;
+  await purge(lab, clusterIds).catch(() => {});
+  await lab.close();
+}
+
+/**
+ * `cinder` whose createVolume aborts `ac` with a TimeoutError right after POST /volumes returned:
+ * a CSI deadline that fires while Cinder creates (deterministic, on the real Cinder).
+ */
+export function deadlineAfterCreate(cinder: CinderClient, ac: AbortController): CinderClient {
+  return new Proxy(cinder, {
+    get(target, prop, receiver) {
+      if (prop === 'createVolume') {
+        return async (...args: Parameters<CinderClient['createVolume']>) => {
+          const v = await target.createVolume(...args);
+          const e = new Error('deadline');
+          e.name = 'TimeoutError';
+          ac.abort(e);
+          return v;
+        };
+      }
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }
 
 export function createReq(name: string, extra: Record<string, unknown> = {}) {

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { META } from '../../../src/csi/controller/index.ts';
 import { Code, CsiError } from '../../../src/csi/errors.ts';
 import {
+  closeLab,
   createReq,
   ctx,
   GiB,
@@ -17,7 +18,6 @@ import {
   type Mode,
   openLab,
   pubReq,
-  purge,
   rand,
   settleLeftovers,
   skipReason,
@@ -32,11 +32,7 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
     before(async () => {
       lab = await openLab(mode);
     });
-    after(async () => {
-      if (!lab) return;
-      await purge(lab).catch(() => {});
-      await lab.close();
-    });
+    after(() => closeLab(lab));
 
     for (const backend of ['fake', 'rbd', 'tgt']) {
       it(`${backend}: create → publish → expand → snapshot → restore → clone → modify → delete`, async () => {

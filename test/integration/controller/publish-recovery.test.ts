@@ -12,6 +12,7 @@ import { META } from '../../../src/csi/controller/index.ts';
 import { Code } from '../../../src/csi/errors.ts';
 import { rejectsWith } from '../../support/csi-errors.ts';
 import {
+  closeLab,
   connector,
   createReq,
   ctx,
@@ -20,7 +21,6 @@ import {
   type Mode,
   openLab,
   pubReq,
-  purge,
   rand,
   settleLeftovers,
   skipReason,
@@ -40,11 +40,7 @@ for (const mode of ['keystone', 'noauth'] as Mode[]) {
     before(async () => {
       lab = await openLab(mode);
     });
-    after(async () => {
-      if (!lab) return;
-      await purge(lab).catch(() => {});
-      await lab.close();
-    });
+    after(() => closeLab(lab));
 
     const newVolume = async (type = 'fake') => {
       const v = await lab.svc.CreateVolume(createReq(`ctl-rec-${rand()}`, { parameters: { type } }), ctx());

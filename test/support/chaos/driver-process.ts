@@ -9,9 +9,8 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { HostConnector } from '../../../src/openstack/cinder-types.ts';
 import { type CsiTestClient, csiClient } from '../csi-client.ts';
-import { labNoauth } from '../lab.ts';
+import { labHostConnector, labNoauth } from '../lab.ts';
 
 const REPO = resolve(import.meta.dirname, '../../..');
 
@@ -22,18 +21,6 @@ export async function freePort(): Promise<number> {
       s.close(() => res(p));
     });
   });
-}
-
-export function nodeConnector(host: string): HostConnector {
-  return {
-    host,
-    initiator: `iqn.2004-10.com.ubuntu:01:${host}`,
-    ip: '127.0.0.1',
-    multipath: false,
-    platform: 'x86_64',
-    os_type: 'linux',
-    do_local_attach: false,
-  };
 }
 
 export interface DriverProcessOptions {
@@ -62,7 +49,7 @@ export class DriverProcess {
     this.logFile = join(this.dir, 'driver.log');
     writeFileSync(
       join(this.dir, 'connectors.json'),
-      JSON.stringify(Object.fromEntries(opts.nodes.map((n) => [n, nodeConnector(n)]))),
+      JSON.stringify(Object.fromEntries(opts.nodes.map((n) => [n, labHostConnector(n)]))),
     );
   }
 
