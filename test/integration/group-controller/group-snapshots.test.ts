@@ -1,6 +1,7 @@
 /**
- * The GroupController service on the lab Cinder (real CinderClient over an OpenStackSession; the
- * services are called directly, without gRPC): create → get → a member snapshot as a CreateVolume
+ * The GroupController service on the lab Cinder (real CinderClient over an OpenStackSession, the
+ * Controller service of openLab() in test/integration/controller/lab.ts; the services are called
+ * directly, without gRPC): create → get → a member snapshot as a CreateVolume
  * content source through the Controller service → delete, idempotency, ALREADY_EXISTS, NOT_FOUND,
  * FAILED_PRECONDITION for mismatched snapshot_ids, and no leftovers. Keystone mode uses the `fake`
  * backend, noauth mode `rbd`. Every resource is named `grp-<rand>`; the default group type is a
@@ -8,50 +9,17 @@
  * test deletes.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { StaticConnectorSource } from '../../../src/csi/connector-source.ts';
-import { createControllerService, META } from '../../../src/csi/controller/index.ts';
+import { META } from '../../../src/csi/controller/index.ts';
 import { Code, CsiError } from '../../../src/csi/errors.ts';
-import type * as csi from '../../../src/csi/generated/csi/v1/index.ts';
 import { createGroupControllerService } from '../../../src/csi/group-controller/index.ts';
-import type { RpcContext } from '../../../src/csi/rpc.ts';
-import { CinderClient, ignoreNotFound } from '../../../src/openstack/cinder.ts';
-import { OpenStackSession } from '../../../src/openstack/session.ts';
+import { type CinderClient, ignoreNotFound } from '../../../src/openstack/cinder.ts';
 import { silentLogger } from '../../../src/util/logger.ts';
 import { rejectsWith } from '../../support/csi-errors.ts';
-import { labAvailable, labConfig } from '../../support/lab.ts';
+import { groupSnapshotIdReq, groupSnapshotReq } from '../../support/group-requests.ts';
+import { createReq, ctx, type Lab, openLab, rand, skipReason } from '../controller/lab.ts';
 
-const skip = await labAvailable();
-const rand = () => randomBytes(3).toString('hex');
-
-function ctx(timeoutMs = 120_000): RpcContext {
-  return {
-    signal: AbortSignal.timeout(timeoutMs),
-    deadline: Date.now() + timeoutMs,
-    requestId: `grp-${rand()}`,
-    log: silentLogger(),
-  };
-}
-
-function volumeReq(name: string, type: string, source?: csi.VolumeContentSource__Output) {
-  return {
-    name,
-    capacity_range: null,
-    volume_capabilities: [
-      {
-        mount: { fs_type: 'ext4', mount_flags: [], volume_mount_group: '' },
-        access_mode: { mode: 'SINGLE_NODE_WRITER' as const },
-        access_type: 'mount' as const,
-      },
-    ],
-    parameters: { type },
-    secrets: {},
-    volume_content_source: source ?? null,
-    accessibility_requirements: null,
-    mutable_parameters: {},
-  };
-}
+const skip = await skipReason();
 
 for (const [mode, backend] of [
   ['keystone', 'fake'],
@@ -59,25 +27,16 @@ for (const [mode, backend] of [
 ] as const) {
   describe(`group snapshots on the lab (${mode}, ${backend})`, { skip }, () => {
     const run = `grp-${rand()}`;
-    const clusterId = `${run}-cluster`;
     const groupType = `grp-type-${rand()}`;
-    let os: OpenStackSession;
+    let lab: Lab;
+    let clusterId: string;
     let cinder: CinderClient;
-    let svc: ReturnType<typeof createControllerService>;
+    let svc: Lab['svc'];
     let groups: ReturnType<typeof createGroupControllerService>;
 
     before(async () => {
-      os = new OpenStackSession({ config: labConfig(mode), logger: silentLogger() });
-      cinder = new CinderClient({ session: os.service('block-storage'), logger: silentLogger() });
-      await cinder.negotiate({ signal: AbortSignal.timeout(30_000) });
-      svc = createControllerService({
-        cinder,
-        connectors: new StaticConnectorSource({}),
-        clusterId,
-        driverName: 'cinder.csi.dev',
-        topologyKey: 'topology.cinder.csi.dev/zone',
-        logger: silentLogger(),
-      });
+      lab = await openLab(mode);
+      ({ cinder, svc, clusterId } = lab);
       groups = createGroupControllerService({
         cinder,
         clusterId,
@@ -120,18 +79,13 @@ for (const [mode, backend] of [
         (t) => t.name === groupType,
       );
       if (type) await ignoreNotFound(cinder.deleteGroupType(type.id, { signal })).catch(() => {});
-      await os.close();
+      await lab.close();
     });
 
     it('bounded input: 1,000 bogus ids → INVALID_ARGUMENT; 100 → NOT_FOUND quoting a few; missing group snapshot with no snapshot_ids → deleted', async (t) => {
       const bogus = (n: number) =>
         Array.from({ length: n }, (_, i) => `0000dead-0000-4000-8000-${String(i).padStart(12, '0')}`);
-      const req = (ids: string[]) => ({
-        name: `${run}-bogus`,
-        source_volume_ids: ids,
-        secrets: {},
-        parameters: {},
-      });
+      const req = (ids: string[]) => groupSnapshotReq(`${run}-bogus`, ids);
       let t0 = Date.now();
       await rejectsWith(
         groups.CreateVolumeGroupSnapshot(req(bogus(1000)), ctx()),
@@ -145,7 +99,7 @@ for (const [mode, backend] of [
       assert.ok((err.message.match(/0000dead-/g) ?? []).length <= 5, err.message);
       t.diagnostic(`1,000 ids refused in ${capped} ms; 100 bogus ids → NOT_FOUND in ${Date.now() - t0} ms`);
       await groups.DeleteVolumeGroupSnapshot(
-        { group_snapshot_id: '0000dead-0000-4000-8000-000000000000', snapshot_ids: [], secrets: {} },
+        groupSnapshotIdReq('0000dead-0000-4000-8000-000000000000'),
         ctx(),
       );
     });
@@ -157,16 +111,17 @@ for (const [mode, backend] of [
         ['CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT'],
       );
       const [a, b] = await Promise.all(
-        ['a', 'b'].map((x) => svc.CreateVolume(volumeReq(`${run}-${x}`, backend), ctx())),
+        ['a', 'b'].map((x) =>
+          svc.CreateVolume(createReq(`${run}-${x}`, { parameters: { type: backend } }), ctx()),
+        ),
       );
       const ids = [a?.volume?.volume_id ?? '', b?.volume?.volume_id ?? ''];
       const name = `${run}-gs`;
-      const req = (volumes: string[], parameters: Record<string, string> = {}) => ({
-        name,
-        source_volume_ids: volumes,
-        secrets: {},
-        parameters: { 'csi.storage.k8s.io/volumegroupsnapshot/name': 'vgs', ...parameters },
-      });
+      const req = (volumes: string[], parameters: Record<string, string> = {}) =>
+        groupSnapshotReq(name, volumes, {
+          'csi.storage.k8s.io/volumegroupsnapshot/name': 'vgs',
+          ...parameters,
+        });
 
       // validation and NOT_FOUND before anything is created
       await rejectsWith(
@@ -218,22 +173,17 @@ for (const [mode, backend] of [
         /other volumes/,
       );
 
-      const got = (
-        await groups.GetVolumeGroupSnapshot({ group_snapshot_id: gsId, snapshot_ids: [], secrets: {} }, ctx())
-      ).group_snapshot;
+      const got = (await groups.GetVolumeGroupSnapshot(groupSnapshotIdReq(gsId), ctx())).group_snapshot;
       assert.equal(got?.group_snapshot_id, gsId);
       assert.equal(got?.ready_to_use, true);
       assert.deepEqual(got?.snapshots?.map((s) => s.snapshot_id).sort(), [...snapIds].sort());
-      await rejectsWith(
-        groups.GetVolumeGroupSnapshot({ group_snapshot_id: ghost, snapshot_ids: [], secrets: {} }, ctx()),
-        Code.NOT_FOUND,
-      );
+      await rejectsWith(groups.GetVolumeGroupSnapshot(groupSnapshotIdReq(ghost), ctx()), Code.NOT_FOUND);
 
       // a member is a usable CreateVolume content source on its own
       const restored = await svc.CreateVolume(
-        volumeReq(`${run}-restored`, backend, {
-          snapshot: { snapshot_id: snapIds[0] ?? '' },
-          type: 'snapshot',
+        createReq(`${run}-restored`, {
+          parameters: { type: backend },
+          volume_content_source: { snapshot: { snapshot_id: snapIds[0] ?? '' }, type: 'snapshot' },
         }),
         ctx(),
       );
@@ -245,15 +195,12 @@ for (const [mode, backend] of [
 
       // delete: the full list of members or FAILED_PRECONDITION
       const del = (snapshot_ids: string[]) =>
-        groups.DeleteVolumeGroupSnapshot({ group_snapshot_id: gsId, snapshot_ids, secrets: {} }, ctx());
+        groups.DeleteVolumeGroupSnapshot(groupSnapshotIdReq(gsId, snapshot_ids), ctx());
       await rejectsWith(del([snapIds[0] ?? '']), Code.FAILED_PRECONDITION, /do not match/);
       await rejectsWith(del([...snapIds, ghost]), Code.FAILED_PRECONDITION, /do not match/);
       await del(snapIds);
       await del(snapIds); // missing → success
-      await rejectsWith(
-        groups.GetVolumeGroupSnapshot({ group_snapshot_id: gsId, snapshot_ids: [], secrets: {} }, ctx()),
-        Code.NOT_FOUND,
-      );
+      await rejectsWith(groups.GetVolumeGroupSnapshot(groupSnapshotIdReq(gsId), ctx()), Code.NOT_FOUND);
       for (const id of snapIds) assert.equal(await ignoreNotFound(cinder.getSnapshot(id)), undefined);
 
       // the source volumes are deletable through the Controller (not held by a group)
