@@ -1,11 +1,21 @@
 /**
  * Start-up and idle memory of the driver process, against bare Node in the same run.
  *   node bench/startup.ts [--runs 7] [--program image|dist] [--node-flags '...'] [--modes node,controller,node+kube+metrics,...]
+ *                         [--baseline DIR]
  *
- * A kind is a mode (node, controller, all), optionally with `+kube` (the lab's kube-apiserver through
- * its admin kubeconfig, as in a cluster: the node publishes its connector, the controller watches
- * Nodes and VolumeAttachments and runs the reconciler) and `+metrics` (the metrics server): the
- * chart deploys both modes that way.
+ * A kind is a mode (node, controller, all), optionally with `+kube` (the lab's kube-apiserver, as in
+ * a cluster: the node publishes its connector, the controller watches Nodes and VolumeAttachments
+ * and runs the reconciler) and `+metrics` (the metrics server): the chart deploys both modes that
+ * way. `+kube` configures the driver as a pod is: the mode's ServiceAccount (deploy/rbac.yaml; a token
+ * minted by test/k8s/kube-lab.sh) in /var/run/secrets/kubernetes.io/serviceaccount (token, ca.crt,
+ * namespace) and KUBERNETES_SERVICE_HOST/PORT, no kubeconfig. The driver runs under `unshare -m`
+ * with an overlay on /run whose upper layer holds that directory, so it exists only in the driver's
+ * mount namespace (needs root; the host's /run is untouched). `+kubeconfig` instead passes the lab's
+ * admin kubeconfig (`--kubeconfig`: the YAML parser is loaded), as the figures before 2026-12-01 20:00 did.
+ *
+ * `--baseline DIR`: a second build to compare in the same rounds, laid out like the image (DIR/bin/
+ * cinder-csi, DIR/dist/bundle, DIR/package.json; e.g. `git archive REV | tar -x -C DIR`, then
+ * `bash scripts/bundle.sh` there): every driver kind runs also as `KIND@baseline`.
  *
  * `image` (default) runs bin/cinder-csi, the image's entrypoint: the esbuild bundle (scripts/bundle.sh)
  * with the image's V8 flags; `dist` runs the tsc output (`node dist/cli/main.js`). `--node-flags`
@@ -25,8 +35,18 @@
  * depend on machine load; times do (the machine is shared): read the ratios.
  * Every wait is bounded (30 s); every process is killed and every file removed in `finally`.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +59,7 @@ const { values } = parseArgs({
     program: { type: 'string', default: 'image' },
     'node-flags': { type: 'string' },
     modes: { type: 'string', default: 'node,controller,node+kube+metrics,controller+kube+metrics' },
+    baseline: { type: 'string' },
   },
 });
 const RUNS = Number(values.runs);
@@ -54,6 +75,10 @@ if (
   (values.program !== 'dist' && !existsSync(join(root, 'dist/bundle/main.js')))
 ) {
   throw new Error(`build first: ${values.program === 'dist' ? 'npm run build' : 'npm run bundle'}`);
+}
+
+if (values.baseline !== undefined && !existsSync(join(values.baseline, 'dist/bundle/main.js'))) {
+  throw new Error(`--baseline ${values.baseline}: no dist/bundle/main.js (run scripts/bundle.sh there)`);
 }
 
 /** The lab's noauth API and project, as test/lab-up.sh records them. */
@@ -180,22 +205,81 @@ async function startBare(sock: string): Promise<Sample> {
   }
 }
 
-/** The lab's admin kubeconfig (test/k8s/kube-lab.sh), for the `+kube` kinds. */
+/** The lab's admin kubeconfig (test/k8s/kube-lab.sh), for the `+kubeconfig` kinds. */
 const KUBECONFIG = '/var/lib/kube-lab/admin.kubeconfig';
+const KUBE_LAB = join(root, 'test/k8s/kube-lab.sh');
+
+/** The lab API server's address and CA (`kube-lab.sh env`). */
+function kubeLabEnv(): Record<string, string> {
+  const out = execFileSync('bash', [KUBE_LAB, 'env'], { encoding: 'utf8', timeout: 10_000 });
+  return Object.fromEntries([...out.matchAll(/^export (\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
+}
+
+/**
+ * An overlay upper layer for /run holding secrets/kubernetes.io/serviceaccount as the kubelet mounts
+ * it for `mode`'s ServiceAccount (a freshly minted token, the lab's CA), once per mode and run.
+ */
+const serviceAccounts = new Map<string, string>();
+function serviceAccountLayer(mode: string, dir: string): string {
+  const sa = mode === 'node' ? 'cinder-csi-node' : 'cinder-csi-controller';
+  const known = serviceAccounts.get(sa);
+  if (known) return known;
+  const lab = kubeLabEnv();
+  const token = execFileSync('bash', [KUBE_LAB, 'token', 'cinder-csi', sa, '3600'], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  }).trim();
+  const layer = join(dir, `sa-${sa}`);
+  const sad = join(layer, 'upper/secrets/kubernetes.io/serviceaccount');
+  mkdirSync(sad, { recursive: true, mode: 0o700 });
+  mkdirSync(join(layer, 'work'));
+  writeFileSync(join(sad, 'token'), token, { mode: 0o600 });
+  copyFileSync(lab['KUBE_LAB_CA'] ?? '/var/lib/kube-lab/pki/ca.crt', join(sad, 'ca.crt'));
+  writeFileSync(join(sad, 'namespace'), 'cinder-csi');
+  serviceAccounts.set(sa, layer);
+  return layer;
+}
 
 async function startDriver(kind: string, dir: string, sock: string): Promise<Sample> {
-  // `node+kube+metrics`: mode node, as deployed in a cluster (Kubernetes client, metrics server).
-  const [mode = 'node', ...extras] = kind.split('+');
+  // `node+kube+metrics`: mode node, as deployed in a cluster (Kubernetes client, metrics server);
+  // `KIND@baseline`: the same with the --baseline build.
+  const [spec = kind, build] = kind.split('@');
+  const [mode = 'node', ...extras] = spec.split('+');
   const extra = [
-    ...(extras.includes('kube') ? ['--kubeconfig', KUBECONFIG, '--node-zone', 'bench'] : []),
+    ...(extras.includes('kubeconfig') ? ['--kubeconfig', KUBECONFIG] : []),
+    ...(extras.includes('kube') || extras.includes('kubeconfig') ? ['--node-zone', 'bench'] : []),
     ...(extras.includes('metrics') ? ['--metrics-address', '127.0.0.1:0'] : []),
   ];
-  if (extras.includes('kube') && !existsSync(KUBECONFIG)) throw new Error(`${kind}: no ${KUBECONFIG}`);
+  if (extras.includes('kubeconfig') && !existsSync(KUBECONFIG)) throw new Error(`${kind}: no ${KUBECONFIG}`);
+  const entry =
+    build === 'baseline' ? { cmd: join(dir, 'base/bin/cinder-csi'), args: [] as string[] } : program;
+  let cmd = entry.cmd;
+  let pre: string[] = [];
+  let childEnv = env;
+  if (extras.includes('kube')) {
+    // In-cluster: the ServiceAccount directory only in the driver's mount namespace. unshare and
+    // sh exec the entrypoint, which execs node: the PID stays the driver's.
+    const layer = serviceAccountLayer(mode, dir);
+    const server = new URL(kubeLabEnv()['KUBE_LAB_SERVER'] ?? 'https://127.0.0.1:6443');
+    childEnv = { ...env, KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port };
+    pre = [
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      `mount -t overlay overlay -o lowerdir=/run,upperdir=${layer}/upper,workdir=${layer}/work /run && exec "$@"`,
+      'sh',
+      cmd,
+    ];
+    cmd = 'unshare';
+  }
   const t0 = performance.now();
   const child = spawn(
-    program.cmd,
+    cmd,
     [
-      ...program.args,
+      ...pre,
+      ...entry.args,
       ...extra,
       '--mode',
       mode,
@@ -208,7 +292,7 @@ async function startDriver(kind: string, dir: string, sock: string): Promise<Sam
       '--state-dir',
       join(dir, 'state'),
     ],
-    { env, stdio: ['ignore', 'ignore', 'inherit'] },
+    { env: childEnv, stdio: ['ignore', 'ignore', 'inherit'] },
   );
   let client: ReturnType<typeof csiClient> | undefined;
   try {
@@ -235,14 +319,33 @@ async function startDriver(kind: string, dir: string, sock: string): Promise<Sam
   }
 }
 
+/**
+ * Lays a build out as the image does (bin/cinder-csi, dist/bundle/, package.json; no node_modules,
+ * no .git) under `to`. Both builds of a comparison sit at paths of the same length: V8's first
+ * TurboFan compile (here of path.normalize's loop, which the module paths make hot or not) touches
+ * ~5 MiB more of the `node` binary's code, so a longer path alone can add 5 MiB to the controller.
+ */
+function stage(from: string, to: string): void {
+  mkdirSync(join(to, 'dist'), { recursive: true });
+  cpSync(join(from, 'bin'), join(to, 'bin'), { recursive: true });
+  cpSync(join(from, 'dist/bundle'), join(to, 'dist/bundle'), { recursive: true });
+  copyFileSync(join(from, 'package.json'), join(to, 'package.json'));
+}
+
 csiClientPackage(); // the client's own proto loading, before anything is timed
 const dir = mkdtempSync(join(tmpdir(), 'bench-startup-'));
 const results = new Map<string, Sample[]>();
 try {
-  const kinds = ['bare', ...MODES];
+  if (values.program !== 'dist') {
+    stage(root, join(dir, 'this'));
+    program.cmd = join(dir, 'this/bin/cinder-csi');
+  }
+  if (values.baseline !== undefined) stage(values.baseline, join(dir, 'base'));
+  const kinds = ['bare', ...MODES.flatMap((m) => (values.baseline ? [m, `${m}@baseline`] : [m]))];
   console.log(
     `start → ready and idle memory: ${RUNS} rounds, ${values.program === 'dist' ? 'node dist/cli/main.js' : 'bin/cinder-csi (bundle)'}` +
-      `${values['node-flags'] !== undefined ? ` with V8 flags '${values['node-flags']}'` : ''}, node ${process.version}`,
+      `${values['node-flags'] !== undefined ? ` with V8 flags '${values['node-flags']}'` : ''}, node ${process.version}` +
+      `${values.baseline ? `; KIND@baseline: ${values.baseline}` : ''}`,
   );
   for (let round = 0; round < RUNS; round++) {
     const order = round % 2 ? [...kinds].reverse() : kinds;

@@ -240,7 +240,7 @@ async function buildNode(
 
   let zone = flags.nodeZone;
   if (useKube) {
-    const kube = await import('../kube/index.ts');
+    const kube = await import('../kube/node-side.ts');
     // Two calls (the Node's zone label, the connector annotation), over the driver's own client
     // (src/kube/light-api.ts; @kubernetes/client-node only for exec-plugin kubeconfigs).
     const api = await kube.createKubeApi({ kubeconfig: flags.kubeconfig, logger });
