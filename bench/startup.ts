@@ -12,6 +12,8 @@
  * with an overlay on /run whose upper layer holds that directory, so it exists only in the driver's
  * mount namespace (needs root; the host's /run is untouched). `+kubeconfig` instead passes the lab's
  * admin kubeconfig (`--kubeconfig`: the YAML parser is loaded), as the figures before 2026-12-01 20:00 did.
+ * For `+kube` the run creates a Node object (zone label set; deleted at the end) and the node plugin
+ * runs as that node: it reads its zone from it and publishes its connector on it (checked at the end).
  *
  * `--baseline DIR`: a second build to compare in the same rounds, laid out like the image (DIR/bin/
  * cinder-csi, DIR/dist/bundle, DIR/package.json; e.g. `git archive REV | tar -x -C DIR`, then
@@ -247,7 +249,10 @@ async function startDriver(kind: string, dir: string, sock: string): Promise<Sam
   const [mode = 'node', ...extras] = spec.split('+');
   const extra = [
     ...(extras.includes('kubeconfig') ? ['--kubeconfig', KUBECONFIG] : []),
-    ...(extras.includes('kube') || extras.includes('kubeconfig') ? ['--node-zone', 'bench'] : []),
+    // without a Node object to read the zone label from, the node plugin is told its zone
+    ...(extras.includes('kubeconfig') || (extras.includes('kube') && !benchNode)
+      ? ['--node-zone', 'bench']
+      : []),
     ...(extras.includes('metrics') ? ['--metrics-address', '127.0.0.1:0'] : []),
   ];
   if (extras.includes('kubeconfig') && !existsSync(KUBECONFIG)) throw new Error(`${kind}: no ${KUBECONFIG}`);
@@ -286,7 +291,7 @@ async function startDriver(kind: string, dir: string, sock: string): Promise<Sam
       '--endpoint',
       `unix://${sock}`,
       '--node-id',
-      'bench-node',
+      (extras.includes('kube') && benchNode) || 'bench-node',
       '--log-level',
       'warn',
       '--state-dir',
@@ -332,10 +337,41 @@ function stage(from: string, to: string): void {
   copyFileSync(join(from, 'package.json'), join(to, 'package.json'));
 }
 
+/**
+ * A Node object for the `+kube` kinds (created by the lab's admin, zone label set, deleted at the
+ * end): the node plugin reads its zone from it and publishes its connector on it, as on a real node.
+ */
+let benchNode: string | undefined;
+async function createBenchNode(): Promise<(() => Promise<void>) | undefined> {
+  if (!MODES.some((m) => m.split('+').includes('kube'))) return undefined;
+  const { kubeLab, runPrefix, ignore404 } = await import('../test/integration/kube/kube-lab.ts');
+  const lab = await kubeLab();
+  if (lab.reason) {
+    lab.close();
+    throw new Error(`+kube kinds need the lab's kube-apiserver: ${lab.reason}`);
+  }
+  const name = runPrefix('bench-startup');
+  await lab.core!.createNode({
+    body: { metadata: { name, labels: { 'topology.kubernetes.io/zone': 'bench' } } },
+  });
+  benchNode = name;
+  return async () => {
+    const annotations = (await lab.core!.readNode({ name })).metadata?.annotations ?? {};
+    const published = Object.keys(annotations).some((k) => k.endsWith('/connector'));
+    console.log(
+      `Node ${name}: the node plugin's connector annotation ${published ? 'published' : 'MISSING'}`,
+    );
+    await ignore404(lab.core!.deleteNode({ name }));
+    lab.close();
+  };
+}
+
 csiClientPackage(); // the client's own proto loading, before anything is timed
 const dir = mkdtempSync(join(tmpdir(), 'bench-startup-'));
 const results = new Map<string, Sample[]>();
+let deleteBenchNode: (() => Promise<void>) | undefined;
 try {
+  deleteBenchNode = await createBenchNode();
   if (values.program !== 'dist') {
     stage(root, join(dir, 'this'));
     program.cmd = join(dir, 'this/bin/cinder-csi');
@@ -372,5 +408,6 @@ try {
     );
   }
 } finally {
+  await deleteBenchNode?.();
   rmSync(dir, { recursive: true, force: true });
 }
