@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { TestWork } from '../../support/test-work.ts';
 import { ignore404, type KubeLab, kubeLab, runPrefix } from './kube-lab.ts';
 import { ensureKubeNode, type KubeNodeEnv, REPO } from './kube-node.ts';
 import { createPodNamespace, removePod, runPodToCompletion } from './pod-run.ts';
@@ -20,6 +21,7 @@ let lab: KubeLab | undefined;
 let node: KubeNodeEnv | undefined;
 
 const skip = imageTestSkipReason();
+const work = new TestWork();
 
 describe('the project image as a pod on the lab node', { skip }, () => {
   before(async () => {
@@ -28,34 +30,41 @@ describe('the project image as a pod on the lab node', { skip }, () => {
     node = await ensureKubeNode(lab.core!);
   });
   after(async () => {
+    await work.settled(); // a test that timed out may still be creating the namespace
     if (lab?.core) await ignore404(lab.core.deleteNamespace({ name: RUN }));
     lab?.close();
   });
 
   // building the image (and its base, the first time) takes minutes, more on a busy machine: beyond
   // the runner's per-test default of 15 min
-  test('the image of this tree in the node, a pod runs `cinder-csi --version`', {
-    timeout: 45 * 60_000,
-  }, async (t) => {
-    const version = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string })
-      .version;
-    const core = lab!.core!;
-    const env = node!;
-    const image = await projectImageOnNode(env, (m) => t.diagnostic(m));
-    await createPodNamespace(core, RUN);
-    const ran = await runPodToCompletion(core, env, {
-      namespace: RUN,
-      name: 'version',
-      automountServiceAccountToken: false,
-      container: { name: 'driver', image, args: ['--version'] },
-    });
-    t.diagnostic(`pod created -> Succeeded in ${ran.ms} ms`);
-    assert.equal(
-      ran.pod.status?.phase,
-      'Succeeded',
-      JSON.stringify(ran.pod.status?.containerStatuses?.[0]?.state),
-    );
-    assert.match(ran.log(), new RegExp(`stdout F cinder-csi ${version.replace(/\./g, '\\.')}`));
-    await removePod(core, env, ran);
-  });
+  test(
+    'the image of this tree in the node, a pod runs `cinder-csi --version`',
+    {
+      timeout: 45 * 60_000,
+    },
+    (t) =>
+      work.run(t, async (signal) => {
+        const version = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string })
+          .version;
+        const core = lab!.core!;
+        const env = node!;
+        const image = await projectImageOnNode(env, (m) => t.diagnostic(m), signal);
+        await createPodNamespace(core, RUN, signal);
+        const ran = await runPodToCompletion(core, env, {
+          signal,
+          namespace: RUN,
+          name: 'version',
+          automountServiceAccountToken: false,
+          container: { name: 'driver', image, args: ['--version'] },
+        });
+        t.diagnostic(`pod created -> Succeeded in ${ran.ms} ms`);
+        assert.equal(
+          ran.pod.status?.phase,
+          'Succeeded',
+          JSON.stringify(ran.pod.status?.containerStatuses?.[0]?.state),
+        );
+        assert.match(ran.log(), new RegExp(`stdout F cinder-csi ${version.replace(/\./g, '\\.')}`));
+        await removePod(core, env, ran);
+      }),
+  );
 });

@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { TestWork } from '../../support/test-work.ts';
 import { ignore404, type KubeLab, kubeLab, runPrefix } from './kube-lab.ts';
 import { ensureKubeNode, type KubeNodeEnv, nodeReady, podContainers } from './kube-node.ts';
 import { createPodNamespace, removePod, runPodToCompletion } from './pod-run.ts';
@@ -19,6 +20,7 @@ const RUN = runPrefix('node');
 let lab: KubeLab | undefined;
 let node: KubeNodeEnv | undefined;
 const skip = { reason: '' };
+const work = new TestWork();
 
 describe('kube-node: a real kubelet and containerd as a node of the lab API server', () => {
   before(async () => {
@@ -31,6 +33,7 @@ describe('kube-node: a real kubelet and containerd as a node of the lab API serv
     node = await ensureKubeNode(lab.core!);
   });
   after(async () => {
+    await work.settled(); // a test that timed out may still be creating the namespace or the pod
     if (lab?.core) await ignore404(lab.core.deleteNamespace({ name: RUN }));
     lab?.close();
   });
@@ -76,40 +79,46 @@ describe('kube-node: a real kubelet and containerd as a node of the lab API serv
     }
   });
 
-  test('a hostNetwork pod of the busybox image runs, logs, completes; deleting it leaves nothing', async (t) => {
-    if (skip.reason) return t.skip(skip.reason);
-    const core = lab!.core!;
-    const env = node!;
-    await createPodNamespace(core, RUN);
-    const line = `hello from ${RUN}`;
-    const ran = await runPodToCompletion(core, env, {
-      namespace: RUN,
-      name: 'writer',
-      container: {
-        name: 'c',
-        image: env.busyboxImage,
-        command: ['sh', '-c', `echo "${line}"; test -f /var/run/secrets/kubernetes.io/serviceaccount/token`],
-      },
-    });
-    t.diagnostic(`pod created -> Succeeded in ${ran.ms} ms`);
-    const pod = ran.pod;
-    assert.equal(pod.spec?.nodeName, env.name, 'bound to the lab node by the scheduler');
-    assert.equal(
-      pod.status?.phase,
-      'Succeeded',
-      `pod status: ${JSON.stringify(pod.status?.containerStatuses?.[0]?.state)}`,
-    );
-    assert.equal(pod.status?.containerStatuses?.[0]?.state?.terminated?.exitCode, 0);
-    assert.equal(
-      (await podContainers(env, ran.uid)).length >= 2,
-      true,
-      'the sandbox and the container exist',
-    );
-    // the kubelet's container log (CRI format: "<time> stdout F <line>")
-    assert.match(ran.log(), new RegExp(`^\\S+ stdout F ${line}$`, 'm'));
+  test('a hostNetwork pod of the busybox image runs, logs, completes; deleting it leaves nothing', (t) =>
+    work.run(t, async (signal) => {
+      if (skip.reason) return t.skip(skip.reason);
+      const core = lab!.core!;
+      const env = node!;
+      await createPodNamespace(core, RUN, signal);
+      const line = `hello from ${RUN}`;
+      const ran = await runPodToCompletion(core, env, {
+        signal,
+        namespace: RUN,
+        name: 'writer',
+        container: {
+          name: 'c',
+          image: env.busyboxImage,
+          command: [
+            'sh',
+            '-c',
+            `echo "${line}"; test -f /var/run/secrets/kubernetes.io/serviceaccount/token`,
+          ],
+        },
+      });
+      t.diagnostic(`pod created -> Succeeded in ${ran.ms} ms`);
+      const pod = ran.pod;
+      assert.equal(pod.spec?.nodeName, env.name, 'bound to the lab node by the scheduler');
+      assert.equal(
+        pod.status?.phase,
+        'Succeeded',
+        `pod status: ${JSON.stringify(pod.status?.containerStatuses?.[0]?.state)}`,
+      );
+      assert.equal(pod.status?.containerStatuses?.[0]?.state?.terminated?.exitCode, 0);
+      assert.equal(
+        (await podContainers(env, ran.uid)).length >= 2,
+        true,
+        'the sandbox and the container exist',
+      );
+      // the kubelet's container log (CRI format: "<time> stdout F <line>")
+      assert.match(ran.log(), new RegExp(`^\\S+ stdout F ${line}$`, 'm'));
 
-    await removePod(core, env, ran);
-    const left = readdirSync(env.podLogs).filter((d) => d.startsWith(`${RUN}_`));
-    assert.deepEqual(left, []);
-  });
+      await removePod(core, env, ran);
+      const left = readdirSync(env.podLogs).filter((d) => d.startsWith(`${RUN}_`));
+      assert.deepEqual(left, []);
+    }));
 });

@@ -6,9 +6,10 @@
  * server cannot proxy `kubectl logs`), and its removal, waited for until nothing of it is left on
  * the node (containers in containerd, mounts, pod directory, log directory).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CoreV1Api, V1Container, V1Pod } from '@kubernetes/client-node';
+import { readContainerLog } from '../../support/kube-node/container-log.ts';
 import { gone } from '../../support/kube-node/node-lab.ts';
 import { eventually } from './kube-lab.ts';
 import { type KubeNodeEnv, mountsUnder, podContainers } from './kube-node.ts';
@@ -18,7 +19,8 @@ import { type KubeNodeEnv, mountsUnder, podContainers } from './kube-node.ts';
  * ServiceAccount admission needs the default ServiceAccount and its token Secret (the token
  * controller adds the Secret a moment after the ServiceAccount).
  */
-export async function createPodNamespace(core: CoreV1Api, name: string): Promise<void> {
+export async function createPodNamespace(core: CoreV1Api, name: string, signal?: AbortSignal): Promise<void> {
+  signal?.throwIfAborted();
   await core.createNamespace({ body: { metadata: { name } } });
   await eventually(
     `the default ServiceAccount of ${name} and its token`,
@@ -39,6 +41,8 @@ export interface PodToRun {
   automountServiceAccountToken?: boolean;
   /** How long the pod may take to end (default 180 s). */
   timeoutMs?: number;
+  /** The test's signal: aborted, no pod is created and the wait ends (test-work.ts). */
+  signal?: AbortSignal;
 }
 
 export interface PodRun {
@@ -49,7 +53,7 @@ export interface PodRun {
   ms: number;
   /** The kubelet's log directory of the pod (`<pod logs>/<ns>_<name>_<uid>`). */
   logDir: string;
-  /** The container's log file (CRI format: "<time> stdout F <line>"). */
+  /** The container's log (CRI format: "<time> stdout F <line>"; its newest files, container-log.ts). */
   log(): string;
 }
 
@@ -59,6 +63,7 @@ export interface PodRun {
  */
 export async function runPodToCompletion(core: CoreV1Api, env: KubeNodeEnv, p: PodToRun): Promise<PodRun> {
   const started = Date.now();
+  p.signal?.throwIfAborted();
   const created = await core.createNamespacedPod({
     namespace: p.namespace,
     body: {
@@ -80,6 +85,7 @@ export async function runPodToCompletion(core: CoreV1Api, env: KubeNodeEnv, p: P
   await eventually(
     `pod ${p.name} to end`,
     async () => {
+      p.signal?.throwIfAborted();
       pod = await core.readNamespacedPod({ namespace: p.namespace, name: p.name });
       return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
     },
@@ -92,7 +98,7 @@ export async function runPodToCompletion(core: CoreV1Api, env: KubeNodeEnv, p: P
     uid,
     ms,
     logDir,
-    log: () => readFileSync(join(logDir, p.container.name, '0.log'), 'utf8'),
+    log: () => readContainerLog(join(logDir, p.container.name)),
   };
 }
 

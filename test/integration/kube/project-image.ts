@@ -34,10 +34,21 @@ export function imageTestSkipReason(): string | undefined {
   return undefined;
 }
 
-/** Runs a command, echoing its lines to stderr as `# <line>` (long steps show progress); bounded. */
-async function runLive(cmd: string, args: string[], timeoutMs: number): Promise<string> {
+/**
+ * Runs a command, echoing its lines to stderr as `# <line>` (long steps show progress); bounded,
+ * and stopped when `signal` aborts (the test timed out).
+ */
+async function runLive(
+  cmd: string,
+  args: string[],
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<string> {
+  signal?.throwIfAborted();
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+  const stop = () => child.kill('SIGTERM');
+  const timer = setTimeout(stop, timeoutMs);
+  signal?.addEventListener('abort', stop, { once: true });
   let stdout = '';
   let tail = '';
   for (const name of ['stdout', 'stderr'] as const) {
@@ -49,6 +60,7 @@ async function runLive(cmd: string, args: string[], timeoutMs: number): Promise<
   }
   const status = await new Promise<number | null>((res) => child.on('close', (code) => res(code)));
   clearTimeout(timer);
+  signal?.removeEventListener('abort', stop);
   if (status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${status}:\n${tail}`);
   return stdout;
 }
@@ -61,8 +73,8 @@ export const bh = (...args: string[]) =>
   });
 
 /** `test/image/build.sh --cached`: builds the image of the working tree or finds it; its tag. */
-export async function buildProjectImage(): Promise<string> {
-  const out = await runLive('bash', [BUILD, '--cached'], 40 * 60_000);
+export async function buildProjectImage(signal?: AbortSignal): Promise<string> {
+  const out = await runLive('bash', [BUILD, '--cached'], 40 * 60_000, signal);
   const tag = /^image: tag (\S+)$/m.exec(out)?.[1];
   if (!tag) throw new Error(`build.sh --cached printed no "image: tag": ${out.slice(-1000)}`);
   return tag;
@@ -74,19 +86,20 @@ async function nodeImages(env: KubeNodeEnv): Promise<string[]> {
 
 /**
  * The project's image in the node's containerd (built and imported when needed); its name there.
- * Times of the two steps go to `note` (test diagnostics).
+ * Times of the two steps go to `note` (test diagnostics); `signal` stops the build and the import.
  */
 export async function projectImageOnNode(
   env: KubeNodeEnv,
   note: (m: string) => void = () => {},
+  signal?: AbortSignal,
 ): Promise<string> {
   let t = Date.now();
   const given = process.env['CINDER_CSI_NODE_IMAGE'];
-  const tag = given ?? (await buildProjectImage());
+  const tag = given ?? (await buildProjectImage(signal));
   note(`image ${tag} ready in buildah's storage after ${Date.now() - t} ms`);
   t = Date.now();
   if (!(await nodeImages(env)).includes(tag)) {
-    await runLive('bash', [KUBE_NODE, 'import-image', tag], 10 * 60_000);
+    await runLive('bash', [KUBE_NODE, 'import-image', tag], 10 * 60_000, signal);
     note(`image imported into the node's containerd in ${Date.now() - t} ms`);
   } else note("image already in the node's containerd");
   await pruneNodeImages(env, tag);

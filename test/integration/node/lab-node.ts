@@ -3,8 +3,9 @@
  * service with the production connectors over the host tool doubles and the real CinderClient, the
  * kubelet paths of a volume, attachments with the suite's connector, a snapshot and a volume from
  * it in Cinder, and the clean-up. `labNodeSuite()` registers the suite's before/after hooks: the
- * clean-up runs in `after` whatever the test body did (failed, timed out), and removes mounts under
- * the suite's dir, the doubles, the dir, then the clones, the snapshots and the origin in Cinder.
+ * clean-up runs in `after` whatever the test body did (failed, timed out: a body run through
+ * `n.work` is waited for first, see test/support/test-work.ts), and removes mounts under the
+ * suite's dir, the doubles, the dir, then the clones, the snapshots and the origin in Cinder.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -24,6 +25,7 @@ import {
   labLogin,
   waitVolume,
 } from '../../doubles/lab-cinder.ts';
+import { TestWork } from '../../support/test-work.ts';
 import { type LabSession as ClientSession, labSession } from '../openstack/cinder-lab-session.ts';
 import { sh } from './helpers.ts';
 
@@ -44,11 +46,13 @@ export interface LabNode {
   /** Volumes to delete (the first is the origin, deleted last) with their attachments. */
   volumes: { id: string; attachments: string[] }[];
   snapshots: string[];
+  /** Runs the test bodies: the clean-up waits for a body that timed out before it deletes. */
+  work: TestWork;
 }
 
 /** Registers the before/after hooks of a lab node suite (call inside describe). */
 export function labNodeSuite(prefix: string, opts: LabNodeOptions): LabNode {
-  const n = { dir: '', volumes: [], snapshots: [] } as unknown as LabNode;
+  const n = { dir: '', volumes: [], snapshots: [], work: new TestWork() } as unknown as LabNode;
   before(async () => {
     n.lab = await labLogin();
     n.client = await labSession('keystone');
@@ -72,6 +76,7 @@ export function labNodeSuite(prefix: string, opts: LabNodeOptions): LabNode {
     // Unmount anything a failed assertion left behind, release the doubles' loop devices, then
     // delete the Cinder resources: clones (an RBD clone depends on its snapshot) before snapshots
     // before the origin.
+    await n.work.settled();
     const { dir, lab } = n;
     const mounts = sh('findmnt', ['-rn', '-o', 'TARGET'])
       .split('\n')

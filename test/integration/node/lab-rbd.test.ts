@@ -61,44 +61,45 @@ describe('node service on the lab rbd backend, node-stage-secrets mode (rbd doub
     volume_context: {},
   });
 
-  test('write, unstage, snapshot, clone, stage the clone: the file is there byte for byte', async () => {
-    const { lab, svc, h, dir } = n;
-    const origin = await labVolume(n, `${PREFIX}-origin`, 'rbd');
-    const a1 = await attachPc(origin);
-    assert.ok(!Object.values(a1.pc).some((v) => v.includes(key)), 'publish_context holds no key');
+  test('write, unstage, snapshot, clone, stage the clone: the file is there byte for byte', (t) =>
+    n.work.run(t, async () => {
+      const { lab, svc, h, dir } = n;
+      const origin = await labVolume(n, `${PREFIX}-origin`, 'rbd');
+      const a1 = await attachPc(origin);
+      assert.ok(!Object.values(a1.pc).some((v) => v.includes(key)), 'publish_context holds no key');
 
-    await svc.NodeStageVolume(stageReq(origin, a1.pc), ctx());
-    await waitVolume(lab, origin, ['in-use'], 10_000);
-    const t = paths(origin).target;
-    await svc.NodePublishVolume({ ...stageReq(origin, a1.pc), target_path: t, readonly: false }, ctx());
-    const payload = randomBytes(128 * 1024);
-    await writeFile(path.join(t, 'payload.bin'), payload);
-    const stateFiles = await readdir(path.join(dir, 'state'));
-    for (const f of stateFiles) {
-      assert.ok(
-        !(await readFile(path.join(dir, 'state', f), 'utf8')).includes(key),
-        'no key in the state file',
+      await svc.NodeStageVolume(stageReq(origin, a1.pc), ctx());
+      await waitVolume(lab, origin, ['in-use'], 10_000);
+      const t = paths(origin).target;
+      await svc.NodePublishVolume({ ...stageReq(origin, a1.pc), target_path: t, readonly: false }, ctx());
+      const payload = randomBytes(128 * 1024);
+      await writeFile(path.join(t, 'payload.bin'), payload);
+      const stateFiles = await readdir(path.join(dir, 'state'));
+      for (const f of stateFiles) {
+        assert.ok(
+          !(await readFile(path.join(dir, 'state', f), 'utf8')).includes(key),
+          'no key in the state file',
+        );
+      }
+      await svc.NodeUnpublishVolume({ volume_id: origin, target_path: t }, ctx());
+      await svc.NodeUnstageVolume({ volume_id: origin, staging_target_path: paths(origin).staging }, ctx());
+      await detach(n, origin, a1.id);
+
+      const clone = await snapshotAndClone(n, origin, PREFIX, 'rbd');
+
+      const a2 = await attachPc(clone);
+      await svc.NodeStageVolume(stageReq(clone, a2.pc), ctx());
+      assert.deepEqual(
+        await readFile(path.join(paths(clone).staging, 'payload.bin')),
+        payload,
+        'byte for byte',
       );
-    }
-    await svc.NodeUnpublishVolume({ volume_id: origin, target_path: t }, ctx());
-    await svc.NodeUnstageVolume({ volume_id: origin, staging_target_path: paths(origin).staging }, ctx());
-    await detach(n, origin, a1.id);
+      await svc.NodeUnstageVolume({ volume_id: clone, staging_target_path: paths(clone).staging }, ctx());
+      await detach(n, clone, a2.id);
 
-    const clone = await snapshotAndClone(n, origin, PREFIX, 'rbd');
-
-    const a2 = await attachPc(clone);
-    await svc.NodeStageVolume(stageReq(clone, a2.pc), ctx());
-    assert.deepEqual(
-      await readFile(path.join(paths(clone).staging, 'payload.bin')),
-      payload,
-      'byte for byte',
-    );
-    await svc.NodeUnstageVolume({ volume_id: clone, staging_target_path: paths(clone).staging }, ctx());
-    await detach(n, clone, a2.id);
-
-    assert.ok(!h.logLines.join('').includes(key), 'a log line holds the cephx key');
-    const calls = JSON.stringify(h.doubles.calls());
-    assert.ok(!calls.includes(key), 'a recorded rbd call holds the cephx key');
-    assert.deepEqual(await svc.stateStore.list(), []);
-  });
+      assert.ok(!h.logLines.join('').includes(key), 'a log line holds the cephx key');
+      const calls = JSON.stringify(h.doubles.calls());
+      assert.ok(!calls.includes(key), 'a recorded rbd call holds the cephx key');
+      assert.deepEqual(await svc.stateStore.list(), []);
+    }));
 });

@@ -37,6 +37,7 @@ import type {
 import { parseAllDocuments } from 'yaml';
 import { DOUBLES_BIN, type DoublesEnv } from '../../doubles/index.ts';
 import { csiClient } from '../csi-client.ts';
+import { readContainerLog } from './container-log.ts';
 import { writeInitiatorName } from './driver.ts';
 import { until } from './node-lab.ts';
 
@@ -172,6 +173,7 @@ export class PodNodePlugin {
   readonly #apps: AppsV1Api;
   readonly #core: CoreV1Api;
   readonly #cloudConf: string;
+  /** The node plugin container's log directory (read by container-log.ts). */
   #podLog = '';
   /** The pod's log as read just before its deletion (the kubelet removes the file with the pod). */
   #lastLog: string | undefined;
@@ -186,9 +188,9 @@ export class PodNodePlugin {
 
   logTail(chars = 3000): string {
     try {
-      return readFileSync(this.#podLog, 'utf8').slice(-chars);
+      return readContainerLog(this.#podLog, chars).slice(-chars);
     } catch {
-      return this.#lastLog?.slice(-chars) ?? `(no pod log at ${this.#podLog || '?'})`;
+      return this.#lastLog?.slice(-chars) ?? `(no pod log in ${this.#podLog || '?'})`;
     }
   }
 
@@ -217,7 +219,7 @@ export class PodNodePlugin {
             this.#podLog = join(
               o.podLogs,
               `${o.namespace}_${p.metadata.name}_${p.metadata.uid}`,
-              'cinder-csi/0.log',
+              'cinder-csi',
             );
           if (!existsSync(this.socket)) return false;
           await client.call('Identity', 'GetPluginInfo', {}, 2000);
@@ -240,7 +242,13 @@ export class PodNodePlugin {
 
   async stop(): Promise<void> {
     const o = this.#o;
-    if (this.#podLog && existsSync(this.#podLog)) this.#lastLog = readFileSync(this.#podLog, 'utf8');
+    if (this.#podLog && existsSync(this.#podLog)) {
+      try {
+        this.#lastLog = readContainerLog(this.#podLog);
+      } catch {
+        /* no log file yet */
+      }
+    }
     await this.#apps
       .deleteNamespacedDaemonSet({
         namespace: o.namespace,
