@@ -34,6 +34,7 @@ import {
   stopKubelet,
   until,
 } from '../../support/kube-node/node-lab.ts';
+import { TestWork } from '../../support/test-work.ts';
 import { NODE_SA } from '../kube/kube-lab.ts';
 import { podContainers, runContainers } from '../kube/kube-node.ts';
 import { imageTestSkipReason } from '../kube/project-image.ts';
@@ -65,15 +66,19 @@ export function kubeNodeSuite(variant: NodePluginVariant): void {
   }, () => {
     const r = new E2eRun(variant);
     const objs = new RunObjects(r);
+    // a test that timed out goes on running: the clean-up waits for it (test-work.ts)
+    const work = new TestWork();
     const it = (name: string, fn: () => Promise<void>) =>
-      test(name, async () => {
-        try {
-          await fn();
-        } catch (err) {
-          r.failed = true;
-          throw err;
-        }
-      });
+      test(name, (t) =>
+        work.run(t, async () => {
+          try {
+            await fn();
+          } catch (err) {
+            r.failed = true;
+            throw err;
+          }
+        }),
+      );
 
     before(
       async () => {
@@ -88,6 +93,7 @@ export function kubeNodeSuite(variant: NodePluginVariant): void {
     );
 
     after(async () => {
+      await work.settled();
       const errors: string[] = [];
       try {
         if (r.lab?.core) await objs.teardown(errors);
