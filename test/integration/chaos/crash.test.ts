@@ -10,40 +10,31 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { EXCLUDED_OPS } from '../../support/chaos/excluded.ts';
-import { runChaos, violations } from '../../support/chaos/run.ts';
-import { labAvailable } from '../../support/lab.ts';
+import { chaosSuiteRun } from '../../support/chaos/suite.ts';
 
 test('chaos: 19 SIGKILLs of the controller inside operations strand nothing', async (t) => {
-  const why = await labAvailable();
-  if (why) return t.skip(why);
-  const seed = Number(process.env['CHAOS_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
-  t.diagnostic(`seed ${seed}`);
-  const r = await runChaos({
-    seed,
-    operations: 15,
-    faultRate: 0,
-    killRounds: 19,
-    // The first 10 rounds arm each of these alone, after and before Cinder acted: requests that
-    // come once per lifecycle (the random rounds rarely reach them); the sweep's group delete is
-    // reached only by the retry of a group snapshot delete killed after Cinder acted, so each of
-    // its two rounds follows such a kill. The bench arms all of them.
-    killFocus: [
-      'POST /volumes/{id}/action os-retype (modify)',
-      'POST /group_snapshots',
-      'DELETE /group_snapshots/{id}',
-      'POST /groups/{id}/action delete (orphan-group sweep)',
-    ],
-    concurrency: 3,
-    exclude: EXCLUDED_OPS.map((e) => e.op),
-    // One backup lifecycle (the first): the lab's cinder-backup takes minutes per backup.
-    backupEvery: 1000,
-    log: (l) => t.diagnostic(l),
-  });
-  t.diagnostic(
-    `${r.okOps}/${r.ops} operations OK, ${r.kills} kills, ${r.retries} retries, ${(r.ms / 1000).toFixed(0)} s`,
+  const r = await chaosSuiteRun(
+    t,
+    {
+      operations: 15,
+      faultRate: 0,
+      killRounds: 19,
+      // The first 10 rounds arm each of these alone, after and before Cinder acted: requests that
+      // come once per lifecycle (the random rounds rarely reach them); the sweep's group delete is
+      // reached only by the retry of a group snapshot delete killed after Cinder acted, so each of
+      // its two rounds follows such a kill. The bench arms all of them.
+      killFocus: [
+        'POST /volumes/{id}/action os-retype (modify)',
+        'POST /group_snapshots',
+        'DELETE /group_snapshots/{id}',
+        'POST /groups/{id}/action delete (orphan-group sweep)',
+      ],
+      concurrency: 3,
+    },
+    (r) =>
+      `${r.okOps}/${r.ops} operations OK, ${r.kills} kills, ${r.retries} retries, ${(r.ms / 1000).toFixed(0)} s`,
   );
-  assert.equal(violations(r), 0, `chaos violations (seed ${seed}):\n${r.trace}`);
+  if (!r) return;
   assert.equal(r.kills, 19);
   for (const point of ['os-retype', 'POST /group_snapshots', 'DELETE /group_snapshots', 'orphan-group sweep'])
     for (const phase of ['after', 'before'])
