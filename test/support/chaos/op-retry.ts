@@ -1,7 +1,7 @@
 /**
  * One chaos operation retried the way the Kubernetes sidecars retry a CSI call: the same request
- * until it answers OK (bounded error answers, exponential backoff), "not ready yet" answers bounded
- * by time only. Every non-OK try is recorded (code, message prefix) for the violation trace.
+ * until it answers OK (bounded error answers, exponential backoff), "not ready yet" and transient
+ * answers bounded by time only. Every non-OK try is recorded (code, message prefix) for the violation trace.
  */
 import { status } from '@grpc/grpc-js';
 import type { OpKind } from './ops.ts';
@@ -26,7 +26,7 @@ export interface OpRecord {
 }
 
 export interface RetryOptions {
-  /** Error answers tolerated per operation (default 40). */
+  /** Error answers tolerated per operation (default 40; transient codes count only by time). */
   maxTries?: number;
   /** Time bound of one operation, retries included (default `OP_TIMEOUT_MS`). */
   opTimeoutMs?: number;
@@ -44,6 +44,13 @@ export interface RetryOptions {
  * and left the backup and its volume to the purge (the workload cleans up only what ended OK).
  */
 export const OP_TIMEOUT_MS = 30 * 60_000;
+
+/** gRPC codes of a try that failed on its way (Cinder or the proxy), not a verdict of the driver. */
+const TRANSIENT_CODES: ReadonlySet<number> = new Set([
+  status.UNAVAILABLE,
+  status.DEADLINE_EXCEEDED,
+  status.ABORTED,
+]);
 
 /**
  * Repeats `fn` until it returns true (OK and done), bounded; records every other outcome in `rec`
@@ -64,9 +71,13 @@ export async function retryOp(rec: OpRecord, fn: () => Promise<boolean>, o: Retr
       recordAttempt(rec, o.start, 'NOT_READY', 'ready_to_use=false');
     } catch (err) {
       const e = err as { code?: number; details?: string; message?: string; status?: number };
-      // The driver being down (crash suite: killed, restarting) is bounded by time only, as the
-      // sidecars retry it for ever; every answer of a running driver counts.
-      if (!/^(No connection established|Connection dropped)/.test(e.details ?? '')) errors++;
+      // The driver being down (crash suite: killed, restarting) and the codes a sidecar repeats
+      // unchanged (UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED: Cinder or the proxy failed this try)
+      // are bounded by time only, as the sidecars retry them for ever. At 30 % faults a backup that
+      // Cinder takes 6 min to finish met 40 of them while the driver answered correctly (the
+      // 300-operation bench of 2026-12-01 21:00); every other answer counts.
+      const down = /^(No connection established|Connection dropped)/.test(e.details ?? '');
+      if (!down && !(typeof e.code === 'number' && TRANSIENT_CODES.has(e.code))) errors++;
       const code =
         typeof e.code === 'number' && status[e.code] !== undefined
           ? String(status[e.code])

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mock, test } from 'node:test';
 import { type OpRecord, retryOp } from '../../support/chaos/op-retry.ts';
 
-async function pollFor(readyAfterMs: number): Promise<OpRecord> {
+async function pollFor(readyAfterMs: number, failEvery = 0, failCode = 14): Promise<OpRecord> {
   const rec: OpRecord = {
     lifecycle: 0,
     kind: 'backup',
@@ -22,7 +22,17 @@ async function pollFor(readyAfterMs: number): Promise<OpRecord> {
   mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
   try {
     let settled = false;
-    const done = retryOp(rec, async () => Date.now() >= readyAfterMs, { rand: () => 0.5, start: 0 });
+    let n = 0;
+    const done = retryOp(
+      rec,
+      async () => {
+        if (failEvery > 0 && n++ % failEvery === 0) {
+          throw Object.assign(new Error('try failed'), { code: failCode, details: 'injected' });
+        }
+        return Date.now() >= readyAfterMs;
+      },
+      { rand: () => 0.5, start: 0 },
+    );
     void done.finally(() => {
       settled = true;
     });
@@ -48,4 +58,16 @@ test('an operation never ready still ends, after the bound, as never OK', async 
   const rec = await pollFor(Number.POSITIVE_INFINITY);
   assert.equal(rec.ok, false);
   assert.ok(rec.ms >= 30 * 60_000 && rec.ms < 31 * 60_000, `ended after ${rec.ms} ms`);
+});
+
+test('a backup ready after 12 minutes with every other try UNAVAILABLE ends OK (transient codes bounded by time)', async () => {
+  const rec = await pollFor(12 * 60_000, 2, 14);
+  assert.equal(rec.ok, true);
+  assert.ok(rec.attempts.some((a) => a.code === 'UNAVAILABLE'));
+});
+
+test('40 answers of a permanent code end the operation as never OK', async () => {
+  const rec = await pollFor(12 * 60_000, 1, 9);
+  assert.equal(rec.ok, false);
+  assert.equal(rec.tries, 40);
 });
