@@ -136,3 +136,35 @@ export async function cleanup(s: LabSession, volumeId: string, attachmentIds: st
   }
   await cinder(s, 'DELETE', `/volumes/${volumeId}`).catch(() => undefined);
 }
+
+/**
+ * Deletes what a test run left under its name prefix that it never learned the id of (a create
+ * whose answer or wait timed out on a loaded lab): snapshots first, then volumes with their
+ * attachments. Best effort, bounded (one page of 1,000 of each); errors are swallowed.
+ */
+export async function cleanupPrefix(s: LabSession, prefix: string): Promise<void> {
+  const named = <T extends { name?: string | null }>(xs: T[]) => xs.filter((x) => x.name?.startsWith(prefix));
+  const list = async <T>(path: string, key: string): Promise<T[]> =>
+    ((await cinder<Record<string, T[]>>(s, 'GET', path).catch(() => ({}) as Record<string, T[]>))[key] ??
+      []) as T[];
+  type Named = { id: string; name?: string | null };
+  // A volume with snapshots cannot be deleted: delete them until they are gone (bounded); one still
+  // `creating` refuses the DELETE and gets it again on the next pass.
+  type Snap = Named & { status?: string };
+  for (let i = 0; i < 60; i++) {
+    const snaps = named(await list<Snap>('/snapshots?limit=1000', 'snapshots'));
+    if (snaps.length === 0) break;
+    for (const snap of snaps.filter((x) => x.status !== 'deleting')) {
+      await cinder(s, 'DELETE', `/snapshots/${snap.id}`).catch(() => undefined);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  for (const v of named(await list<Named>('/volumes?limit=1000', 'volumes'))) {
+    const attachments = await list<{ id: string }>(`/attachments?volume_id=${v.id}`, 'attachments');
+    await cleanup(
+      s,
+      v.id,
+      attachments.map((a) => a.id),
+    );
+  }
+}

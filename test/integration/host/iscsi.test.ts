@@ -24,6 +24,7 @@ import {
 import {
   cinder,
   cleanup,
+  cleanupPrefix,
   createAttachment,
   createVolume,
   type LabSession,
@@ -72,6 +73,7 @@ describe('IscsiConnector on the lab tgt backend (iscsiadm double)', { skip }, ()
   });
   after(async () => {
     for (const v of created) await cleanup(lab, v.id, v.attachmentId ? [v.attachmentId] : []);
+    if (lab) await cleanupPrefix(lab, PREFIX); // a create whose answer never came
   });
 
   it('connects a real tgt volume as a loop device; data lands in the sparse file; disconnect undoes all', async () => {

@@ -15,6 +15,7 @@ import type { ConnectionInfo } from '../../../src/openstack/cinder-types.ts';
 import { harness, pattern, rbdSkipReason, readAt, writeAt } from '../../doubles/harness.ts';
 import {
   cleanup,
+  cleanupPrefix,
   createAttachment,
   createVolume,
   type LabSession,
@@ -42,6 +43,7 @@ describe('RbdConnector on the lab Ceph (rbd double over rbd-fuse)', { skip }, ()
   });
   after(async () => {
     if (volumeId) await cleanup(lab, volumeId, attachmentId ? [attachmentId] : []);
+    if (lab) await cleanupPrefix(lab, PREFIX); // a create whose answer never came
   });
 
   it('maps with a node-stage key, writes reach the image, unmaps idempotently', async () => {

@@ -19,6 +19,7 @@ import { type Harness, harness } from '../../doubles/harness.ts';
 import {
   cinder,
   cleanup,
+  cleanupPrefix,
   createAttachment,
   createVolume,
   type LabSession,
@@ -96,6 +97,7 @@ export function labNodeSuite(prefix: string, opts: LabNodeOptions): LabNode {
       }
       const origin = n.volumes[0];
       if (origin) await cleanup(lab, origin.id, origin.attachments);
+      await cleanupPrefix(lab, prefix); // a create whose answer never came
     }
     await n.client?.close();
   });
