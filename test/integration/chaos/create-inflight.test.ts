@@ -11,11 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { DriverProcess } from '../../support/chaos/driver-process.ts';
 import { inventory, inventorySize, purge } from '../../support/chaos/invariants.ts';
+import { createVolumeRequest } from '../../support/chaos/requests.ts';
 import { cinderAt } from '../../support/chaos/run.ts';
 import { FaultProxy } from '../../support/fault-proxy.ts';
 import { labAvailable, labNoauth } from '../../support/lab.ts';
-
-const GiB = 1024 ** 3;
 
 test('chaos: CreateVolume whose caller gave up while Cinder still creates → the retry finds it, one volume', async (t) => {
   const why = await labAvailable();
@@ -44,18 +43,7 @@ test('chaos: CreateVolume whose caller gave up while Cinder still creates → th
   const d = new DriverProcess({ cinderEndpoint: `${proxy.url}/v3`, clusterId: run, nodes: [] });
   try {
     await d.start();
-    const req = {
-      name: `${run}-v`,
-      capacity_range: { required_bytes: String(GiB), limit_bytes: '0' },
-      volume_capabilities: [
-        {
-          mount: { fs_type: 'ext4', mount_flags: [], volume_mount_group: '' },
-          access_mode: { mode: 'SINGLE_NODE_WRITER' },
-        },
-      ],
-      parameters: { type: 'fake' },
-      secrets: {},
-    };
+    const req = createVolumeRequest(`${run}-v`, 'fake');
     let answered: string | undefined;
     const codes: string[] = [];
     for (let i = 0; i < 60 && !answered; i++) {

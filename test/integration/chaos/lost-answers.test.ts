@@ -16,11 +16,11 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { DriverProcess } from '../../support/chaos/driver-process.ts';
 import { inventory, inventorySize, purge } from '../../support/chaos/invariants.ts';
+import { createVolumeRequest } from '../../support/chaos/requests.ts';
 import { cinderAt, deleteGroupType } from '../../support/chaos/run.ts';
 import { FaultProxy, type ProxiedRequest } from '../../support/fault-proxy.ts';
 import { labAvailable, labNoauth } from '../../support/lab.ts';
 
-const GiB = 1024 ** 3;
 /** gRPC codes a CO repeats without a change (UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED). */
 const TRANSIENT = new Set(['14', '4', '10']);
 /** The first request of each kind loses its answer. */
@@ -81,18 +81,11 @@ test('chaos: answers lost after Cinder acted (group update, deletes) → retryab
     await d.start();
     const volumeIds: string[] = [];
     for (const i of [1, 2]) {
-      const r = await untilOk<{ volume: { volume_id: string } }>('Controller', 'CreateVolume', {
-        name: `${run}-v${i}`,
-        capacity_range: { required_bytes: String(GiB), limit_bytes: '0' },
-        volume_capabilities: [
-          {
-            mount: { fs_type: 'ext4', mount_flags: [], volume_mount_group: '' },
-            access_mode: { mode: 'SINGLE_NODE_WRITER' },
-          },
-        ],
-        parameters: { type: 'fake' },
-        secrets: {},
-      });
+      const r = await untilOk<{ volume: { volume_id: string } }>(
+        'Controller',
+        'CreateVolume',
+        createVolumeRequest(`${run}-v${i}`, 'fake'),
+      );
       volumeIds.push(r.volume.volume_id);
     }
     const name = `${run}-g`;

@@ -18,15 +18,12 @@ import { test } from 'node:test';
 import type { HostConnector } from '../../../src/openstack/cinder-types.ts';
 import { DriverProcess } from '../../support/chaos/driver-process.ts';
 import { inventory, inventorySize, purge } from '../../support/chaos/invariants.ts';
+import { createVolumeRequest, mountCapability } from '../../support/chaos/requests.ts';
 import { cinderAt } from '../../support/chaos/run.ts';
 import { FaultProxy } from '../../support/fault-proxy.ts';
 import { labAvailable, labNoauth } from '../../support/lab.ts';
 
-const GiB = 1024 ** 3;
-const cap = {
-  mount: { fs_type: 'ext4', mount_flags: [], volume_mount_group: '' },
-  access_mode: { mode: 'SINGLE_NODE_WRITER' },
-};
+const cap = mountCapability();
 
 test('chaos: killed while Cinder connects its POST /attachments → the late connection leaves the volume in-use', async (t) => {
   const why = await labAvailable();
@@ -74,12 +71,10 @@ test('chaos: killed while Cinder connects its POST /attachments → the late con
   };
   try {
     await d.start();
-    const created = await call<{ volume: { volume_id: string } }>('CreateVolume', {
-      name: `${run}-v`,
-      capacity_range: { required_bytes: String(GiB), limit_bytes: '0' },
-      volume_capabilities: [cap],
-      parameters: { type: 'tgt' },
-    });
+    const created = await call<{ volume: { volume_id: string } }>(
+      'CreateVolume',
+      createVolumeRequest(`${run}-v`, 'tgt'),
+    );
     const volumeId = created.volume.volume_id;
     const pub = await call<{ publish_context: Record<string, string> }>('ControllerPublishVolume', {
       volume_id: volumeId,

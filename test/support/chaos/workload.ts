@@ -17,6 +17,7 @@ import type { CinderApi } from '../../../src/openstack/cinder-api.ts';
 import type { CsiTestClient } from '../csi-client.ts';
 import { type OpRecord, retryOp } from './op-retry.ts';
 import { BACKUP_OPS, CLEANUP, NEEDS, OP_KINDS, type OpKind } from './ops.ts';
+import { createVolumeRequest, GiB, mountCapability } from './requests.ts';
 
 export interface WorkloadOptions {
   /** The current driver's client (a new one after a restart). */
@@ -61,12 +62,6 @@ export interface WorkloadResult {
   duplicateAttachments: string[];
   ms: number;
 }
-
-const GiB = 1024 ** 3;
-const cap = () => ({
-  mount: { fs_type: 'ext4', mount_flags: [], volume_mount_group: '' },
-  access_mode: { mode: 'SINGLE_NODE_WRITER' },
-});
 
 export class Workload {
   readonly ops: OpRecord[] = [];
@@ -128,13 +123,10 @@ export class Workload {
     const createVol =
       (name: string, src?: Record<string, unknown>, key = name) =>
       async () => {
-        const r = await this.#csi<{ volume: { volume_id: string } }>('CreateVolume', {
-          name,
-          capacity_range: { required_bytes: String(GiB), limit_bytes: '0' },
-          volume_capabilities: [cap()],
-          parameters: { type },
-          ...(src ? { volume_content_source: src } : {}),
-        });
+        const r = await this.#csi<{ volume: { volume_id: string } }>(
+          'CreateVolume',
+          createVolumeRequest(name, type, src),
+        );
         ids[key] = r.volume.volume_id;
         this.volumes.set(name, r.volume.volume_id);
         return true;
@@ -165,7 +157,7 @@ export class Workload {
           const r = await this.#csi<{ publish_context: Record<string, string> }>('ControllerPublishVolume', {
             volume_id: ids['v'],
             node_id: node,
-            volume_capability: cap(),
+            volume_capability: mountCapability(),
             readonly: false,
           });
           ids['att'] = r.publish_context['attachment_id'] ?? '';
@@ -191,7 +183,7 @@ export class Workload {
           await this.#csi('ControllerExpandVolume', {
             volume_id: ids['v'],
             capacity_range: { required_bytes: String(2 * GiB), limit_bytes: '0' },
-            volume_capability: cap(),
+            volume_capability: mountCapability(),
           });
           return true;
         },
