@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { DriverProcess } from '../../support/chaos/driver-process.ts';
-import { inventory, inventorySize, purge } from '../../support/chaos/invariants.ts';
+import { inventory, leftAfter, purge } from '../../support/chaos/invariants.ts';
 import { createVolumeRequest } from '../../support/chaos/requests.ts';
 import { cinderAt } from '../../support/chaos/run.ts';
 import { FaultProxy } from '../../support/fault-proxy.ts';
@@ -76,11 +76,7 @@ test('chaos: CreateVolume whose caller gave up while Cinder still creates → th
       'exactly one volume of that name, the one answered',
     );
     await d.client().call('Controller', 'DeleteVolume', { volume_id: answered, secrets: {} }, 60_000);
-    const gone = Date.now() + 60_000;
-    while (inventorySize(await inventory(direct.cinder, scope)) > 0 && Date.now() < gone) {
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    assert.equal(inventorySize(await inventory(direct.cinder, scope)), 0, 'nothing left');
+    assert.equal(await leftAfter(direct.cinder, scope, 60_000), 0, 'nothing left');
   } finally {
     await d.stop();
     await proxy.close();

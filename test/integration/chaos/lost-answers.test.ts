@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { DriverProcess } from '../../support/chaos/driver-process.ts';
-import { inventory, inventorySize, purge } from '../../support/chaos/invariants.ts';
+import { leftAfter, purge } from '../../support/chaos/invariants.ts';
 import { createVolumeRequest } from '../../support/chaos/requests.ts';
 import { cinderAt, deleteGroupType } from '../../support/chaos/run.ts';
 import { FaultProxy, type ProxiedRequest } from '../../support/fault-proxy.ts';
@@ -123,11 +123,7 @@ test('chaos: answers lost after Cinder acted (group update, deletes) → retryab
       [],
       'a transient state is answered with retryable codes only',
     );
-    const gone = Date.now() + 90_000;
-    while (inventorySize(await inventory(direct.cinder, scope)) > 0 && Date.now() < gone) {
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    assert.equal(inventorySize(await inventory(direct.cinder, scope)), 0, 'nothing left');
+    assert.equal(await leftAfter(direct.cinder, scope, 90_000), 0, 'nothing left');
   } finally {
     await d.stop();
     await proxy.close();

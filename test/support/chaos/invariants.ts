@@ -192,3 +192,14 @@ export async function purge(cinder: CinderApi, scope: Scope, timeoutMs = 120_000
   }
   return inv;
 }
+
+/** How many objects of the run Cinder still lists once they had `ms` to go (0 = nothing left). */
+export async function leftAfter(cinder: CinderApi, scope: Scope, ms: number): Promise<number> {
+  const end = Date.now() + ms;
+  let left = inventorySize(await inventory(cinder, scope));
+  while (left > 0 && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 1000));
+    left = inventorySize(await inventory(cinder, scope));
+  }
+  return left;
+}
