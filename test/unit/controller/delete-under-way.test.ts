@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { deleteUnderWay } from '../../../src/csi/delete-under-way.ts';
+import { Code, CsiError } from '../../../src/csi/errors.ts';
 import { OpenStackError } from '../../../src/openstack/errors.ts';
 
 const fail = (status: number | undefined, faultMessage: string) =>
@@ -36,12 +37,35 @@ describe('deleteUnderWay', () => {
     await deleteUnderWay(busy, gone);
   });
 
-  it('a 400 for a real precondition (not deleting), a lookup failure, other errors: thrown unchanged', async () => {
+  it('a 400 whose status lookup fails transiently is UNAVAILABLE: it may be the earlier delete', async () => {
+    const busy = refuse(400, 'Invalid volume: Volume status must be available or error ...');
+    for (const lookupStatus of [undefined, 500, 503, 429]) {
+      await assert.rejects(
+        deleteUnderWay(busy, async () => {
+          throw fail(lookupStatus, 'down');
+        }),
+        (err: unknown) =>
+          err instanceof CsiError &&
+          err.code === Code.UNAVAILABLE &&
+          /refused the delete .*HTTP 400.*status then failed.*retry/.test(err.message),
+      );
+    }
+    const aborted = new Error('aborted');
+    await assert.rejects(
+      deleteUnderWay(busy, async () => {
+        throw aborted;
+      }),
+      (err: unknown) => err === aborted,
+      'an aborted lookup keeps its own error (the deadline)',
+    );
+  });
+
+  it('a 400 for a real precondition (not deleting), a lookup refused for good, other errors: thrown unchanged', async () => {
     const busy = refuse(400, 'Invalid volume: Volume status must be available or error ... attached');
     await assert.rejects(deleteUnderWay(busy, statusIs('in-use')), /HTTP 400/);
     await assert.rejects(
       deleteUnderWay(busy, async () => {
-        throw fail(503, 'down');
+        throw fail(403, 'policy');
       }),
       /HTTP 400/,
     );
