@@ -7,16 +7,12 @@ import { META } from '../src/csi/controller/index.ts';
 import type { CinderClient } from '../src/openstack/cinder.ts';
 import type { Volume } from '../src/openstack/cinder-types.ts';
 import { labNoauth } from '../test/support/lab.ts';
+import { sleep } from './proc.ts';
+
+export { median, sleep } from './proc.ts';
 
 /** Every run's volumes are named and tagged `scale-bench-<hex>`. */
 export const PREFIX_ROOT = 'scale-bench-';
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-export const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 export interface VolumeOps {
   pool<T>(items: T[], fn: (x: T) => Promise<void>): Promise<void>;

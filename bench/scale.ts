@@ -1,6 +1,7 @@
 /**
  * Scale bench (issue 13): the controller with thousands of volumes in the lab (backend `fake`).
  *   node bench/scale.ts [--steps 500,1000,2000,5000] [--parallel 25] [--attached 20] [--passes 3]
+ *                       [--flag-variants [--variant-runs 3]]
  *   node bench/scale.ts --purge [scale-bench-<hex>]    (what an interrupted run left; default: all)
  *
  * Grows one set of volumes, all named and tagged `scale-bench-<hex>` (cluster id = that prefix),
@@ -12,9 +13,13 @@
  *    per pass, median of --passes; `--attached` volumes carry a reserved attachment that no
  *    VolumeAttachment accounts for, so every pass lists the attachments and the Kubernetes objects
  *    and finds them stale (grace 1 h: nothing is deleted);
- *  - the controller process's RSS (bin/cinder-csi --mode controller with this cluster id, noauth,
- *    with the lab's kubeconfig when there is one, so its start-up reconciler pass sees the volumes
- *    too): after start, its first pass and a ListVolumes of all pages over gRPC; median of 5 samples.
+ *  - the controller process (bin/cinder-csi --mode controller with this cluster id, noauth, log level
+ *    info, with the lab's kubeconfig when there is one, so its start-up reconciler pass sees the
+ *    volumes too; scale-controller.ts): CPU to ready, its start-up pass (wall and CPU), idle RSS,
+ *    a ListVolumes of all pages over gRPC (wall and CPU), RSS after it. `--flag-variants` runs it
+ *    `--variant-runs` times with each V8 flag variant (the image's flags, and the interpreter only
+ *    through CINDER_CSI_NODE_FLAGS), interleaved in alternating order, and prints the figures
+ *    interpreter/image per step with each variant's slope per 1,000 volumes.
  * Then it prints each figure's growth: the slope per 1,000 volumes between the first and the last
  * step, and how far the middle steps are from that line (linear when small).
  *
@@ -26,7 +31,7 @@
  * process and its RSS), scale-report.ts (the rows and the growth table).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -41,8 +46,17 @@ import { silentLogger } from '../src/util/logger.ts';
 import { kubeLab } from '../test/integration/kube/kube-lab.ts';
 import { csiClientPackage } from '../test/support/csi-client.ts';
 import { labConfig } from '../test/support/lab.ts';
-import { controllerRss } from './scale-controller.ts';
-import { type Listing, printGrowth, type Row } from './scale-report.ts';
+import { controllerRun, FLAG_VARIANTS } from './scale-controller.ts';
+import {
+  type ControllerRun,
+  type Listing,
+  printGrowth,
+  type Row,
+  type VariantStep,
+  variantMedian,
+  variantSummary,
+  variantTable,
+} from './scale-report.ts';
 import { median, PREFIX_ROOT, sleep, volumeOps } from './scale-volumes.ts';
 
 const { values, positionals } = parseArgs({
@@ -51,6 +65,8 @@ const { values, positionals } = parseArgs({
     parallel: { type: 'string', default: '25' },
     attached: { type: 'string', default: '20' },
     passes: { type: 'string', default: '3' },
+    'flag-variants': { type: 'boolean', default: false },
+    'variant-runs': { type: 'string', default: '3' },
     purge: { type: 'boolean', default: false },
   },
   allowPositionals: true,
@@ -63,9 +79,16 @@ const STEPS = values.steps
 const PARALLEL = Math.min(Math.max(Number(values.parallel), 1), 100);
 const ATTACHED = Math.max(Number(values.attached), 0);
 const PASSES = Math.max(Number(values.passes), 1);
+const VARIANTS = values['flag-variants'] ? Object.keys(FLAG_VARIANTS) : ['image'];
+const VARIANT_RUNS = values['flag-variants']
+  ? Math.min(Math.max(Number(values['variant-runs']) || 1, 1), 20)
+  : 1;
 const TYPE = process.env['SCALE_BENCH_TYPE'] ?? 'fake';
 const MAX_VOLUMES = 20_000;
 if (STEPS.length === 0 || STEPS.at(-1)! > MAX_VOLUMES) throw new Error(`--steps: 1..${MAX_VOLUMES}`);
+if (!values.purge && !existsSync(join(import.meta.dirname, '../dist/bundle/main.js'))) {
+  throw new Error('build first: npm run bundle (bin/cinder-csi runs dist/bundle/main.js)');
+}
 
 let requests = 0;
 const session = new OpenStackSession({
@@ -166,6 +189,28 @@ const emptyKube: Kube = {
   } as unknown as Kube['nodes'],
 };
 
+/** The controller process `VARIANT_RUNS` times per flag variant, alternating their order. */
+async function controllers(n: number, stale: number, settleMs: number): Promise<VariantStep> {
+  const runs: Record<string, ControllerRun[]> = Object.fromEntries(VARIANTS.map((v) => [v, []]));
+  for (let i = 0; i < VARIANT_RUNS; i++) {
+    for (const v of i % 2 ? [...VARIANTS].reverse() : VARIANTS) {
+      const run = await controllerRun({
+        prefix,
+        dir,
+        kubeconfig,
+        v8Flags: FLAG_VARIANTS[v],
+        stale,
+        settleMs,
+      });
+      runs[v]!.push(run);
+    }
+  }
+  const step = { n, runs };
+  if (VARIANTS.length > 1) console.log(variantSummary(step));
+  return step;
+}
+const image = (step: VariantStep, f: (r: ControllerRun) => number) => variantMedian(step, 'image', f);
+
 const dir = mkdtempSync(join(tmpdir(), 'bench-scale-'));
 let stopping = false;
 const onSignal = () => {
@@ -178,6 +223,7 @@ process.once('SIGINT', onSignal);
 process.once('SIGTERM', onSignal);
 
 const rows: Row[] = [];
+const steps: VariantStep[] = [];
 const lab = await kubeLab().catch((err: Error) => ({ reason: err.message, admin: undefined, close() {} }));
 const kube: Kube = lab.admin ?? emptyKube;
 const kubeconfig = lab.admin ? (lab as { adminKubeconfig: string }).adminKubeconfig : undefined;
@@ -197,9 +243,10 @@ try {
     graceMs: 3_600_000,
     logger: silentLogger(),
   });
-  const base = await controllerRss(prefix, dir, kubeconfig, 2000);
+  const base = await controllers(0, 0, 2000);
+  steps.push(base);
   console.log(
-    `0 volumes: controller RSS ${base.rss.toFixed(1)} MiB (anon ${base.anon.toFixed(1)})${kubeconfig ? ', with the Kubernetes client' : ''}`,
+    `0 volumes: controller RSS ${image(base, (r) => r.after.rss).toFixed(1)} MiB (anon ${image(base, (r) => r.after.anon).toFixed(1)})${kubeconfig ? ', with the Kubernetes client' : ''}`,
   );
   let have = 0;
   for (const n of STEPS) {
@@ -221,7 +268,13 @@ try {
       passes.push({ ms: performance.now() - t0, reqs: requests - r0, examined: res.examined });
     }
     const passMs = median(passes.map((p) => p.ms));
-    const proc = await controllerRss(prefix, dir, kubeconfig, Math.max(2000, passMs * 2));
+    const step = await controllers(n, passes[0]!.examined, Math.max(2000, passMs * 2));
+    steps.push(step);
+    const proc = {
+      rss: image(step, (r) => r.after.rss),
+      anon: image(step, (r) => r.after.anon),
+      listMs: image(step, (r) => r.listMs),
+    };
     const row: Row = {
       n,
       createS: g.ms / 1000,
@@ -244,6 +297,7 @@ try {
     );
   }
   printGrowth(rows);
+  if (VARIANTS.length > 1) for (const line of variantTable(steps)) console.log(line);
 } finally {
   if (!stopping) {
     const t0 = performance.now();

@@ -44,7 +44,6 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -54,6 +53,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { csiClient, csiClientPackage } from '../test/support/csi-client.ts';
+import { cpuMs, idleMemory, type Mem, median, sleep } from './proc.ts';
 
 const { values } = parseArgs({
   options: {
@@ -109,57 +109,10 @@ const env: NodeJS.ProcessEnv = {
 };
 if (values['node-flags'] !== undefined) env['CINDER_CSI_NODE_FLAGS'] = values['node-flags'];
 
-interface Mem {
-  rss: number;
-  anon: number;
-  file: number;
-}
 interface Sample extends Mem {
   ms: number;
   /** CPU time the process (all its threads) had used when it was ready: load-independent. */
   cpu: number;
-}
-
-/** CPU milliseconds used by all threads of `pid` (/proc/PID/task/TID/schedstat, ns on CPU). */
-function cpuMs(pid: number): number {
-  let ns = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // thread gone
-    }
-  }
-  return ns / 1e6;
-}
-
-function memOf(pid: number): Mem {
-  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN);
-  const rss = kb('Rss') / 1024;
-  const anon = kb('Anonymous') / 1024;
-  return { rss, anon, file: rss - anon };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
-async function idleMemory(pid: number): Promise<Mem> {
-  await sleep(2000);
-  const samples: Mem[] = [];
-  for (let i = 0; i < 5; i++) {
-    samples.push(memOf(pid));
-    await sleep(200);
-  }
-  return {
-    rss: median(samples.map((s) => s.rss)),
-    anon: median(samples.map((s) => s.anon)),
-    file: median(samples.map((s) => s.file)),
-  };
 }
 
 async function stop(child: ChildProcess): Promise<void> {

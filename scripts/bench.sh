@@ -13,8 +13,11 @@ name=${1:-}
 [ -n "$name" ] || { echo "usage: scripts/bench.sh startup|node-stage|controller|openstack-client|scale|fuzz|chaos|all [args]" >&2; exit 2; }
 shift
 run() {
-  # startup.ts runs the image's program: the esbuild bundle (scripts/bundle.sh) via bin/cinder-csi.
-  [ "$1" = startup ] && npm run --silent bundle
+  # startup.ts and scale.ts run the image's program: the esbuild bundle (scripts/bundle.sh) via
+  # bin/cinder-csi (not for `scale --purge`, which starts no driver).
+  if [ "$1" = startup ] || { [ "$1" = scale ] && [[ " ${*:2} " != *" --purge "* ]]; }; then
+    npm run --silent bundle
+  fi
   echo "== bench/$1.ts"
   node "bench/$1.ts" "${@:2}"
 }
