@@ -74,7 +74,11 @@ export async function controllerRun(o: {
   let passEnd: { ms: number; cpu: number } | undefined;
   createInterface({ input: child.stdout! }).on('line', (line) => {
     if (!line.includes(PENDING) || ++pending !== o.stale) return;
-    passEnd = { ms: performance.now(), cpu: cpuMs(pid) };
+    try {
+      passEnd = { ms: performance.now(), cpu: cpuMs(pid) };
+    } catch {
+      // the process is gone (its /proc with it): the run fails on its next step, not here
+    }
   });
   const client = csiClient(`unix://${sock}`);
   try {
