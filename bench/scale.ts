@@ -134,6 +134,8 @@ async function grow(from: number, to: number): Promise<{ ms: number; errors: num
   await pool(
     Array.from({ length: to - from }, (_, i) => from + i),
     async (i) => {
+      // A signal's clean-up runs beside this flow: no create may start once it began.
+      if (stopping) return;
       await tries(`create ${prefix}-${i}`, () =>
         cinder.createVolume({
           size: 1,
@@ -149,7 +151,8 @@ async function grow(from: number, to: number): Promise<{ ms: number; errors: num
     const all = await listOwn(prefix);
     const creating = all.filter((v) => v.status === 'creating').length;
     const errors = all.filter((v) => v.status.startsWith('error')).length;
-    if (creating === 0 && all.length >= to) return { ms: performance.now() - t0, errors, stuck: 0 };
+    if (stopping || (creating === 0 && all.length >= to))
+      return { ms: performance.now() - t0, errors, stuck: 0 };
     if (performance.now() - t0 > limitMs) {
       // A few creates the lab lost stay `creating` for ever (the clean-up resets and deletes them);
       // they are still listed, so the step goes on; more than 2 % is a broken lab.
@@ -250,6 +253,7 @@ try {
   );
   let have = 0;
   for (const n of STEPS) {
+    if (stopping) break;
     const g = await grow(have, n);
     if (have === 0 && ATTACHED > 0) {
       const first = (await listOwn(prefix)).filter((v) => v.status === 'available').slice(0, ATTACHED);
