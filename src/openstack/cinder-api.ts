@@ -90,6 +90,15 @@ export interface CinderApi {
   setVolumeReadonly(id: string, readonly: boolean, opts?: CallOptions): Promise<void>;
   forceDetachVolume(id: string, attachmentId: string, opts?: CallOptions): Promise<void>;
   waitForVolume(id: string, wait: WaitOptions): Promise<Volume | undefined>;
+  /**
+   * `waitForVolume` for a volume this client just created (`created_at` as Cinder returned it):
+   * same results and errors; while other such waits are in flight, they share one volume listing
+   * per tick (src/openstack/volume-poller.ts). Optional: doubles without it use `waitForVolume`.
+   */
+  waitForNewVolume?(
+    volume: { id: string; created_at?: unknown },
+    wait: WaitOptions,
+  ): Promise<Volume | undefined>;
 
   // snapshots
   createSnapshot(req: CreateSnapshotRequest, opts?: CallOptions): Promise<Snapshot>;

@@ -70,6 +70,7 @@ export const CINDER_FEATURES = {
   volumeFromBackup: { version: '3.47', label: 'volume from backup' },
   backupAvailabilityZone: { version: '3.51', label: 'backup availability zone' },
   attachMode: { version: '3.54', label: 'attachment mode' },
+  timeFilters: { version: '3.60', label: 'time-comparison list filters' },
   defaultVolumeType: { version: '3.62', label: 'default volume type' },
 } as const satisfies Record<string, { version: string; label: string }>;
 

@@ -102,7 +102,8 @@ export interface WaitForStatusOptions<T> {
   explain?: (obj: T, signal: AbortSignal | undefined) => Promise<string | undefined>;
 }
 
-function isFailure(status: string, failOn: readonly string[] | undefined): boolean {
+/** Whether `status` ends a wait as failed: one of `failOn`, or by default any status starting with "error". */
+export function isFailureStatus(status: string, failOn: readonly string[] | undefined): boolean {
   return failOn ? failOn.includes(status) : status.startsWith('error');
 }
 
@@ -132,7 +133,7 @@ export async function waitForStatus<T>(opts: WaitForStatusOptions<T>): Promise<T
       }
       lastStatus = opts.status(obj);
       if (opts.target.includes(lastStatus)) return obj;
-      if (isFailure(lastStatus, opts.failOn)) {
+      if (isFailureStatus(lastStatus, opts.failOn)) {
         let reason: string | undefined;
         if (opts.explain) reason = await opts.explain(obj, signal).catch(() => undefined);
         throw new WaitFailedError(opts.resource, opts.id, lastStatus, opts.target, reason);

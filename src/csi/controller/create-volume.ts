@@ -218,11 +218,16 @@ async function settle(
   if (status === 'error') return failCreate(c, v.id, plan, undefined, ctx);
   if (status !== 'creating' && status !== 'downloading' && status !== 'restoring-backup') return v;
   const wait = async (): Promise<Volume> => {
-    const ready = await c.cinder.waitForVolume(v.id, {
+    const opts = {
       target: ['available'],
       failOn: ['error', 'error_restoring', 'deleting', 'error_deleting'],
       signal: ctx.signal,
-    });
+    };
+    // A volume this call created: concurrent creates share one listing per tick (volume-poller.ts).
+    const ready =
+      paced && c.cinder.waitForNewVolume
+        ? await c.cinder.waitForNewVolume(v, opts)
+        : await c.cinder.waitForVolume(v.id, opts);
     if (!ready)
       throw unavailable(`volume ${name} (Cinder volume ${v.id}) disappeared while being created; retry`);
     return ready;

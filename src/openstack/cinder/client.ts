@@ -32,6 +32,7 @@ import type {
   VolumeType,
 } from '../cinder-types.ts';
 import { compareMicroversions, parseMicroversion } from '../microversion.ts';
+import { VolumePoller } from '../volume-poller.ts';
 import * as attachments from './attachments.ts';
 import * as backups from './backups.ts';
 import { type CinderClientOptions, CinderCore, type Page } from './core.ts';
@@ -44,9 +45,25 @@ import * as volumes from './volumes.ts';
 
 export class CinderClient implements CinderApi {
   readonly #c: CinderCore;
+  /** The shared poll of this client's concurrent volume-create waits (volume-poller.ts). */
+  readonly #poller: VolumePoller;
 
   constructor(opts: CinderClientOptions) {
-    this.#c = new CinderCore(opts);
+    const c = new CinderCore(opts);
+    this.#c = c;
+    this.#poller = new VolumePoller({
+      supported: () => {
+        try {
+          return compareMicroversions(c.microversion, parseMicroversion('3.60')) >= 0;
+        } catch {
+          return false;
+        }
+      },
+      listChangedSince: (since, page, signal) => volumes.listVolumesChangedSince(c, since, page, { signal }),
+      waitOwn: (id, wait, beforeGet) => volumes.waitForVolume(c, id, wait, beforeGet),
+      explain: async (id, signal) => (await misc.latestMessage(c, id, { signal }))?.user_message,
+      logger: opts.logger,
+    });
   }
 
   // ---------------------------------------------------------------- microversions
@@ -131,6 +148,13 @@ export class CinderClient implements CinderApi {
   /** On a failure status the error carries Cinder's latest user message for the volume. */
   waitForVolume(id: string, wait: WaitOptions): Promise<Volume | undefined> {
     return volumes.waitForVolume(this.#c, id, wait);
+  }
+  /** `waitForVolume` for a volume just created; concurrent ones share one listing per tick. */
+  waitForNewVolume(
+    volume: { id: string; created_at?: unknown },
+    wait: WaitOptions,
+  ): Promise<Volume | undefined> {
+    return this.#poller.wait(volume, wait);
   }
 
   // ---------------------------------------------------------------- snapshots

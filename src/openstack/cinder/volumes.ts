@@ -198,11 +198,42 @@ export async function forceDetachVolume(
 /**
  * Waits for the volume to reach `wait.target`; on a failure status the error carries the latest
  * Cinder user message for the volume (the reason it went to `error`), when the server has them.
+ * `beforeGet` runs before each GET; what it throws ends the wait (volume-poller.ts).
  */
-export function waitForVolume(c: CinderCore, id: string, wait: WaitOptions): Promise<Volume | undefined> {
-  return waitForObject('volume', id, (signal) => getVolume(c, id, { signal }), wait, {
+export function waitForVolume(
+  c: CinderCore,
+  id: string,
+  wait: WaitOptions,
+  beforeGet?: () => void,
+): Promise<Volume | undefined> {
+  const get = (signal: AbortSignal | undefined) => {
+    beforeGet?.();
+    return getVolume(c, id, { signal });
+  };
+  return waitForObject('volume', id, get, wait, {
     explain: async (_v, signal) => (await latestMessage(c, id, { signal }))?.user_message,
   });
+}
+
+/**
+ * One page of the volumes Cinder updated at or after `since` (naive UTC `YYYY-MM-DDTHH:MM:SS`):
+ * `GET /volumes/detail?updated_at=gte:<since>` (3.60+, checked locally). The shared poll of
+ * volume-create waits (volume-poller.ts).
+ */
+export async function listVolumesChangedSince(
+  c: CinderCore,
+  since: string,
+  page: { limit: number; marker: string | undefined },
+  opts: CallOptions = {},
+): Promise<Page<Volume>> {
+  return c.page<Volume>(
+    '/volumes/detail',
+    'volumes',
+    SHAPES.volume,
+    'volume.list_changed',
+    { updated_at: `gte:${since}`, limit: page.limit, marker: page.marker },
+    { signal: opts.signal, feature: 'timeFilters' },
+  );
 }
 
 function volumeQuery(f: VolumeListFilters): Query {
