@@ -262,7 +262,11 @@ export class VolumePoller {
     this.#timerAt = at;
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
-      void this.#tick();
+      this.#tick().catch((err) => {
+        // A bug, not Cinder: the waits go on with their own GETs.
+        this.#listing = undefined;
+        this.#listingFailed(err);
+      });
     }, this.#delay);
     this.#delay = Math.min(POLLER_LIMITS.TICK_CAP_MS, Math.round(this.#delay * POLLER_LIMITS.TICK_FACTOR));
   }
