@@ -76,7 +76,8 @@ export const POLLER_LIMITS = Object.freeze({
   TICK_CAP_MS: 2500,
   PAGE_LIMIT: 250,
   MAX_PAGES: 4,
-  LIST_TIMEOUT_MS: 20_000,
+  /** A listing slower than this fails (fall-back): waits joining meanwhile are not held longer. */
+  LIST_TIMEOUT_MS: 10_000,
   /** A joined volume not in any listing for this long falls back to its own GETs. */
   NOT_SEEN_MS: 15_000,
   /** Seconds subtracted from the oldest created_at (skew between Cinder's services). */

@@ -14,6 +14,7 @@
  * became ready. The first wait of a kind has no history: it uses the waiter and learns from it.
  * Bursts (several waits of a kind in flight) skip the early check: their ready times are the
  * backlog's, not the kind's, so they neither use nor teach the learned time.
+ * (Concurrent volume-create waits then share one volume listing per tick: src/openstack/volume-poller.ts.)
  * Failure states are always left to the waiter's reporting (`check` only recognises success).
  */
 import { sleep } from '../../util/abort.ts';
