@@ -1,7 +1,7 @@
 /**
  * Start-up and idle memory of the driver process, against bare Node in the same run.
  *   node bench/startup.ts [--runs 7] [--program image|dist] [--node-flags '...'] [--modes node,controller,node+kube+metrics,...]
- *                         [--baseline DIR]
+ *                         [--baseline DIR] [--snapshot on|off]
  *
  * A kind is a mode (node, controller, all), optionally with `+kube` (the lab's kube-apiserver, as in
  * a cluster: the node publishes its connector, the controller watches Nodes and VolumeAttachments
@@ -20,8 +20,10 @@
  * `bash scripts/bundle.sh` there): every driver kind runs also as `KIND@baseline`.
  *
  * `image` (default) runs bin/cinder-csi, the image's entrypoint: the esbuild bundle (scripts/bundle.sh)
- * with the image's V8 flags; `dist` runs the tsc output (`node dist/cli/main.js`). `--node-flags`
- * replaces the entrypoint's V8 flags (CINDER_CSI_NODE_FLAGS), to measure a flag's cost and gain.
+ * with the image's V8 flags, started from the startup snapshot (scripts/build-snapshot.sh, made in
+ * the staged copy as in the image) unless `--snapshot off` or the build has no snapshot.cjs; `dist`
+ * runs the tsc output (`node dist/cli/main.js`). `--node-flags` replaces the entrypoint's V8 flags
+ * (CINDER_CSI_NODE_FLAGS), to measure a flag's cost and gain.
  *
  * Each round starts bare Node (a unix-socket server) and the driver in every mode, in alternating
  * order (reversed every other round). Per start it measures:
@@ -62,6 +64,7 @@ const { values } = parseArgs({
     'node-flags': { type: 'string' },
     modes: { type: 'string', default: 'node,controller,node+kube+metrics,controller+kube+metrics' },
     baseline: { type: 'string' },
+    snapshot: { type: 'string', default: 'on' },
   },
 });
 const RUNS = Number(values.runs);
@@ -283,11 +286,23 @@ async function startDriver(kind: string, dir: string, sock: string): Promise<Sam
  * TurboFan compile (here of path.normalize's loop, which the module paths make hot or not) touches
  * ~5 MiB more of the `node` binary's code, so a longer path alone can add 5 MiB to the controller.
  */
-function stage(from: string, to: string): void {
+function stage(from: string, to: string): string {
   mkdirSync(join(to, 'dist'), { recursive: true });
   cpSync(join(from, 'bin'), join(to, 'bin'), { recursive: true });
   cpSync(join(from, 'dist/bundle'), join(to, 'dist/bundle'), { recursive: true });
   copyFileSync(join(from, 'package.json'), join(to, 'package.json'));
+  // The startup snapshot, made in place as the image's runtime stage does (a blob records where
+  // its builder script was); `--snapshot off`: the bundle only.
+  rmSync(join(to, 'dist/bundle/snapshot.blob'), { force: true });
+  const builder = join(from, 'scripts/build-snapshot.sh');
+  if (values.snapshot === 'off' || !existsSync(join(to, 'dist/bundle/snapshot.cjs')) || !existsSync(builder))
+    return 'bundle';
+  execFileSync('sh', [builder, to], {
+    env: { ...process.env, PATH: env['PATH'] },
+    stdio: ['ignore', 'ignore', 'inherit'],
+    timeout: 120_000,
+  });
+  return 'startup snapshot';
 }
 
 /**
@@ -325,16 +340,18 @@ const results = new Map<string, Sample[]>();
 let deleteBenchNode: (() => Promise<void>) | undefined;
 try {
   deleteBenchNode = await createBenchNode();
+  const starts: string[] = [];
   if (values.program !== 'dist') {
-    stage(root, join(dir, 'this'));
+    starts.push(`this build from its ${stage(root, join(dir, 'this'))}`);
     program.cmd = join(dir, 'this/bin/cinder-csi');
   }
-  if (values.baseline !== undefined) stage(values.baseline, join(dir, 'base'));
+  if (values.baseline !== undefined)
+    starts.push(`baseline from its ${stage(values.baseline, join(dir, 'base'))}`);
   const kinds = ['bare', ...MODES.flatMap((m) => (values.baseline ? [m, `${m}@baseline`] : [m]))];
   console.log(
     `start → ready and idle memory: ${RUNS} rounds, ${values.program === 'dist' ? 'node dist/cli/main.js' : 'bin/cinder-csi (bundle)'}` +
       `${values['node-flags'] !== undefined ? ` with V8 flags '${values['node-flags']}'` : ''}, node ${process.version}` +
-      `${values.baseline ? `; KIND@baseline: ${values.baseline}` : ''}`,
+      `${values.baseline ? `; KIND@baseline: ${values.baseline}` : ''}${starts.length ? ` (${starts.join(', ')})` : ''}`,
   );
   for (let round = 0; round < RUNS; round++) {
     const order = round % 2 ? [...kinds].reverse() : kinds;

@@ -3,6 +3,7 @@
 # runs: buildah (chroot isolation, vfs storage) builds it on a local base image (test/image/base.sh:
 # debootstrap bookworm + Node.js 24), then runs the image's own commands in a container:
 #   cinder-csi --version          the compiled driver starts and reports the package version
+#   startup snapshot              the blob made in the runtime stage starts with the image's node
 #   iscsiadm, rbd, rbd-nbd, multipath, mkfs.ext4/xfs/btrfs, blkid, findmnt, udevadm   answer
 #   id -u                         the default user is the non-root 10001 (controller)
 #
@@ -131,6 +132,8 @@ check 'udevadm --version' '^[0-9]+' udevadm --version
 check 'npm removed from runtime' '^absent$' sh -c 'command -v npm >/dev/null && echo present || echo absent'
 check 'one bundled program, no node_modules' '^bundled$' \
   sh -c 'test -f /opt/cinder-csi/dist/bundle/main.js && ! test -e /opt/cinder-csi/node_modules && echo bundled'
+check 'startup snapshot of the image node' "^cinder-csi $version" \
+  node --snapshot-blob /opt/cinder-csi/dist/bundle/snapshot.blob -- --version
 labels=$(bh inspect --type image --format '{{.OCIv1.Config.Labels}}' "$TAG" 2>/dev/null || true)
 if grep -q "org.opencontainers.image.version:$version" <<<"$labels"; then
   log "ok   OCI labels: version $version"

@@ -97,7 +97,8 @@ source_hash() {
   {
     echo "$base"
     (cd "$context" && find Dockerfile .dockerignore package.json package-lock.json tsconfig.json \
-      tsconfig.build.json proto src bin scripts/bundle.sh -type f -print0 2>/dev/null |
+      tsconfig.build.json proto src bin scripts/bundle.sh scripts/snapshot-prelude.js \
+      scripts/build-snapshot.sh -type f -print0 2>/dev/null |
       LC_ALL=C sort -z | xargs -0 sha256sum)
     (cd "$IMAGE_DIR" && sha256sum build.sh lib.sh base.sh containers.conf)
   } | sha256sum | cut -c1-16

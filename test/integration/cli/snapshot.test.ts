@@ -1,0 +1,191 @@
+/**
+ * The image's program started from its startup snapshot: scripts/bundle.sh, then
+ * scripts/build-snapshot.sh (the blob, made with this node), laid out as in the image (package.json,
+ * bin/, dist/bundle/) in a temporary directory WITHOUT node_modules, run through bin/cinder-csi.
+ * Each start checks from /proc/PID/cmdline that node really started from the blob (bin/cinder-csi
+ * falls back to the bundle silently), so a blob that stops working fails here, not only in the
+ * benchmark. Also: the fallbacks (CINDER_CSI_SNAPSHOT=0, a GRPC_* setting, a node newer than the
+ * blob) and `all` mode reaching the lab's noauth Cinder (undici, loaded after the start).
+ * Needs esbuild from the devDependencies (`npm ci`).
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { csiClient } from '../../support/csi-client.ts';
+import { labAvailable, labNoauthEnv } from '../../support/lab.ts';
+
+const ROOT = new URL('../../..', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'snapshot-test-'));
+const program = join(dir, 'bin', 'cinder-csi');
+const blob = join(dir, 'dist/bundle/snapshot.blob');
+const PATH = `${join(process.execPath, '..')}:${process.env['PATH'] ?? ''}`;
+const children: ChildProcess[] = [];
+
+/** noauth settings for node mode, which reaches Cinder only at a volume call (an unreachable endpoint). */
+function offlineEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('OS_') || k.startsWith('GRPC_')) delete env[k];
+  delete env['CINDER_CSI_SNAPSHOT'];
+  return {
+    ...env,
+    OS_AUTH_TYPE: 'noauth',
+    OS_USER_ID: 'snapshot-test',
+    OS_PROJECT_ID: '0123456789abcdef0123456789abcdef',
+    OS_ENDPOINT: 'http://127.0.0.1:9/v3',
+    ...extra,
+  };
+}
+
+before(() => {
+  const esbuild = process.env['ESBUILD'] ?? join(ROOT, 'node_modules/.bin/esbuild');
+  assert.ok(existsSync(esbuild), `no ${esbuild}: install the devDependencies (scripts/npm-deps.sh)`);
+  execFileSync('bash', [join(ROOT, 'scripts/bundle.sh'), join(dir, 'dist/bundle')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    timeout: 300_000,
+  });
+  mkdirSync(join(dir, 'bin'));
+  copyFileSync(join(ROOT, 'bin/cinder-csi'), program);
+  execFileSync('chmod', ['0755', program]);
+  copyFileSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
+  execFileSync('sh', [join(ROOT, 'scripts/build-snapshot.sh'), dir], {
+    env: { ...process.env, PATH },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    timeout: 120_000,
+  });
+  assert.ok(existsSync(blob), 'build-snapshot.sh made no blob');
+});
+
+after(async () => {
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) {
+      const gone = new Promise((r) => c.once('exit', r));
+      c.kill('SIGKILL');
+      await gone;
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * Runs the program in `mode` until its Probe answers ready (bounded), then calls `fn` with the
+ * client and node's command line (bin/cinder-csi execs node: the child's PID is node's).
+ */
+async function withDriver(
+  mode: string,
+  env: NodeJS.ProcessEnv,
+  fn: (c: ReturnType<typeof csiClient>, cmdline: string[]) => Promise<void>,
+): Promise<string> {
+  const sock = join(dir, `${mode}-${children.length}.sock`);
+  const child = spawn(
+    program,
+    [
+      '--mode',
+      mode,
+      '--endpoint',
+      `unix://${sock}`,
+      '--node-id',
+      'snapshot-test',
+      '--state-dir',
+      join(dir, 'state'),
+    ],
+    { env: { ...env, PATH }, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  children.push(child);
+  let stderr = '';
+  child.stderr?.on('data', (d) => {
+    stderr += String(d);
+  });
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(sock)) {
+    assert.ok(child.exitCode === null, `exited early: ${stderr.slice(0, 500)}`);
+    assert.ok(Date.now() < deadline, `no socket after 60 s: ${stderr.slice(0, 500)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+  const client = csiClient(`unix://${sock}`);
+  try {
+    for (;;) {
+      const r = await client
+        .call<{ ready: { value: boolean } | null }>('Identity', 'Probe', {}, 2000)
+        .catch(() => undefined);
+      if (r?.ready?.value) break;
+      assert.ok(Date.now() < deadline, `not ready after 60 s: ${stderr.slice(0, 500)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await fn(client, cmdline);
+  } finally {
+    client.close();
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await gone;
+  }
+  assert.equal(child.exitCode, 0, `exit code after SIGTERM; stderr: ${stderr.slice(0, 500)}`);
+  assert.doesNotMatch(stderr, /Warning|Error/, 'no warnings or errors on stderr');
+  return stderr;
+}
+
+const fromBlob = (cmdline: string[]) => {
+  const i = cmdline.indexOf('--snapshot-blob');
+  return i > 0 && resolve(cmdline[i + 1] ?? '') === blob;
+};
+
+describe('the image program started from its startup snapshot', () => {
+  test('--version from the blob names the package version', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    const out = execFileSync(process.execPath, ['--snapshot-blob', blob, '--', '--version'], {
+      encoding: 'utf8',
+    });
+    assert.match(out, new RegExp(`^cinder-csi ${pkg.version.replace(/\./g, '\\.')}`));
+    assert.ok(!existsSync(join(dir, 'node_modules')));
+  });
+
+  test('node mode from the blob: Probe ready, GetPluginInfo, NodeGetInfo, clean stop', async () => {
+    await withDriver('node', offlineEnv(), async (c, cmdline) => {
+      assert.ok(fromBlob(cmdline), `not started from the blob: ${cmdline.join(' ')}`);
+      const info = await c.call<{ name: string; vendor_version: string }>('Identity', 'GetPluginInfo', {});
+      assert.equal(info.name, 'cinder.csi.dev');
+      const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+      assert.equal(info.vendor_version, pkg.version);
+      const node = await c.call<{ node_id: string }>('Node', 'NodeGetInfo', {});
+      assert.equal(node.node_id, 'snapshot-test');
+      // the environment is the one of the start, not of the build (which ran with PATH only)
+      const caps = await c.call<{ capabilities: unknown[] }>('Node', 'NodeGetCapabilities', {});
+      assert.ok(caps.capabilities.length > 0);
+    });
+  });
+
+  test('falls back to the bundle: CINDER_CSI_SNAPSHOT=0, a GRPC_* setting, a node newer than the blob', async () => {
+    for (const extra of [{ CINDER_CSI_SNAPSHOT: '0' }, { GRPC_VERBOSITY: 'ERROR' }]) {
+      await withDriver('node', offlineEnv(extra), async (_c, cmdline) => {
+        assert.ok(!fromBlob(cmdline), `${JSON.stringify(extra)}: started from the blob`);
+        assert.ok(
+          cmdline.some((a) => a.endsWith('dist/bundle/main.js')),
+          cmdline.join(' '),
+        );
+      });
+    }
+    const old = new Date('1970-01-02T00:00:00Z');
+    utimesSync(blob, old, old);
+    try {
+      await withDriver('node', offlineEnv(), async (_c, cmdline) => {
+        assert.ok(!fromBlob(cmdline), 'a blob older than node was used');
+      });
+    } finally {
+      const now = new Date();
+      utimesSync(blob, now, now);
+    }
+  });
+
+  test('all mode from the blob: ready after a Cinder round trip; ListVolumes answers from the lab', async (t) => {
+    const skip = await labAvailable();
+    if (skip) return t.skip(skip);
+    await withDriver('all', offlineEnv(labNoauthEnv()), async (c, cmdline) => {
+      assert.ok(fromBlob(cmdline), `not started from the blob: ${cmdline.join(' ')}`);
+      const r = await c.call<{ entries: unknown[] }>('Controller', 'ListVolumes', { max_entries: 1 }, 30_000);
+      assert.ok(Array.isArray(r.entries));
+    });
+  });
+});
