@@ -116,6 +116,8 @@ interface Sample extends Mem {
   ms: number;
   /** CPU time the process (all its threads) had used when it was ready: load-independent. */
   cpu: number;
+  /** Started from the startup snapshot (node's command line has --snapshot-blob). */
+  blob?: boolean;
 }
 
 async function stop(child: ChildProcess): Promise<void> {
@@ -273,7 +275,8 @@ async function startDriver(kind: string, dir: string, sock: string): Promise<Sam
     );
     const ms = performance.now() - t0;
     const cpu = cpuMs(child.pid!);
-    return { ms, cpu, ...(await idleMemory(child.pid!)) };
+    const blob = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0').includes('--snapshot-blob');
+    return { ms, cpu, blob, ...(await idleMemory(child.pid!)) };
   } finally {
     client?.close();
     await stop(child);
@@ -362,7 +365,7 @@ try {
       results.set(kind, [...(results.get(kind) ?? []), s]);
     }
   }
-  const med = (kind: string, k: keyof Sample) => median((results.get(kind) ?? []).map((s) => s[k]));
+  const med = (kind: string, k: keyof Mem | 'ms' | 'cpu') => median((results.get(kind) ?? []).map((s) => s[k]));
   const f0 = (x: number) => x.toFixed(0);
   const f1 = (x: number) => x.toFixed(1);
   console.log(
@@ -371,8 +374,10 @@ try {
   console.log('|---|---|---|---|---|---|---|');
   for (const kind of kinds) {
     const ms = results.get(kind)!.map((s) => s.ms);
+    const blobs = results.get(kind)!.filter((s) => s.blob).length;
+    const name = kind === 'bare' ? 'bare Node' : blobs ? `${kind} (snapshot ${blobs}/${ms.length})` : kind;
     console.log(
-      `| ${kind === 'bare' ? 'bare Node' : kind} | ${f0(med(kind, 'ms'))} ms (${f0(Math.min(...ms))}–${f0(Math.max(...ms))}) | ` +
+      `| ${name} | ${f0(med(kind, 'ms'))} ms (${f0(Math.min(...ms))}–${f0(Math.max(...ms))}) | ` +
         `${(med(kind, 'ms') / med('bare', 'ms')).toFixed(2)} | ${f0(med(kind, 'cpu'))} ms | ${(med(kind, 'cpu') / med('bare', 'cpu')).toFixed(2)} | ${f1(med(kind, 'rss'))} (${f1(med(kind, 'anon'))} + ${f1(med(kind, 'file'))}) | ` +
         `${(med(kind, 'rss') / med('bare', 'rss')).toFixed(2)} |`,
     );
