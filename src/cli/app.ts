@@ -141,10 +141,10 @@ export async function buildDriver(flags: Flags, logger: Logger): Promise<Driver>
   const { createIdentityService } = await import('../csi/identity.ts');
   const { CsiServer } = await import('../grpc/server.ts');
   const { CsiRedactor } = await import('../grpc/redact.ts');
-  const { loadCsiRoot, loadCsiServices } = await import('../grpc/proto.ts');
+  const { sharedCsiRoot, loadCsiServices } = await import('../grpc/proto.ts');
   const { RequestLimits } = await import('../grpc/limits.ts');
   // One reflection root of csi.proto for the service definitions, size limits and redaction.
-  const csiRoot = loadCsiRoot();
+  const csiRoot = sharedCsiRoot();
   const { fromCloudError } = await import('../csi/cloud-errors.ts');
   const identity = createIdentityService({
     driverName: flags.driverName,

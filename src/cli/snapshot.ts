@@ -13,7 +13,7 @@ import '../openstack/cinder.ts';
 import '../csi/identity.ts';
 import '../grpc/server.ts';
 import '../grpc/redact.ts';
-import '../grpc/proto.ts';
+import { sharedCsiRoot } from '../grpc/proto.ts';
 import '../grpc/limits.ts';
 import '../csi/cloud-errors.ts';
 import '../host/exec.ts';
@@ -27,6 +27,9 @@ import '../csi/controller/index.ts';
 import '../csi/group-controller/index.ts';
 import '../csi/connector-source.ts';
 import '../kube/index.ts';
+
+// Work that depends on nothing of the start, done once here: the CSI reflection root.
+sharedCsiRoot();
 
 startupSnapshot.setDeserializeMainFunction(() => {
   // Started from a blob there is no script: Node 24 gives argv = [node, ...args]; later versions

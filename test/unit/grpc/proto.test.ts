@@ -11,7 +11,7 @@ import {
   descriptorModule,
 } from '../../../scripts/gen-proto-json.ts';
 import { CSI_DESCRIPTOR } from '../../../src/grpc/csi-descriptor.ts';
-import { LOADER_OPTIONS, loadCsiRoot, loadCsiServices } from '../../../src/grpc/proto.ts';
+import { LOADER_OPTIONS, loadCsiRoot, loadCsiServices, sharedCsiRoot } from '../../../src/grpc/proto.ts';
 
 test('the precomputed CSI descriptor matches proto/csi.proto (run scripts/gen-proto-json.ts)', () => {
   const fresh = csiDescriptorFromProto();
@@ -137,4 +137,11 @@ test('the reflection root keeps the csi_secret field options', () => {
   const t = loadCsiRoot().lookupType('csi.v1.NodeStageVolumeRequest');
   assert.equal(t.fields['secrets']?.options?.['(csi_secret)'], true);
   assert.equal(t.fields['volume_id']?.options?.['(csi_secret)'], undefined);
+});
+
+test('sharedCsiRoot: one resolved root per process (the startup snapshot builds it at build time)', () => {
+  const root = sharedCsiRoot();
+  assert.equal(sharedCsiRoot(), root);
+  assert.notEqual(loadCsiRoot(), root, 'loadCsiRoot still builds a fresh one');
+  assert.equal(root.lookupService('csi.v1.Identity').methods['Probe']?.responseType, 'ProbeResponse');
 });
