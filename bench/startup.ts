@@ -365,7 +365,8 @@ try {
       results.set(kind, [...(results.get(kind) ?? []), s]);
     }
   }
-  const med = (kind: string, k: keyof Mem | 'ms' | 'cpu') => median((results.get(kind) ?? []).map((s) => s[k]));
+  const med = (kind: string, k: keyof Mem | 'ms' | 'cpu') =>
+    median((results.get(kind) ?? []).map((s) => s[k]));
   const f0 = (x: number) => x.toFixed(0);
   const f1 = (x: number) => x.toFixed(1);
   console.log(
