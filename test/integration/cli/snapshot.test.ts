@@ -77,7 +77,8 @@ async function withDriver(
   mode: string,
   env: NodeJS.ProcessEnv,
   fn: (c: ReturnType<typeof csiClient>, cmdline: string[]) => Promise<void>,
-): Promise<string> {
+  extraArgs: string[] = [],
+): Promise<{ stderr: string; stdout: string }> {
   const sock = join(dir, `${mode}-${children.length}.sock`);
   const child = spawn(
     program,
@@ -90,13 +91,18 @@ async function withDriver(
       'snapshot-test',
       '--state-dir',
       join(dir, 'state'),
+      ...extraArgs,
     ],
-    { env: { ...env, PATH }, stdio: ['ignore', 'ignore', 'pipe'] },
+    { env: { ...env, PATH }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   children.push(child);
   let stderr = '';
+  let stdout = '';
   child.stderr?.on('data', (d) => {
     stderr += String(d);
+  });
+  child.stdout?.on('data', (d) => {
+    stdout += String(d).slice(0, 1_000_000 - stdout.length);
   });
   const deadline = Date.now() + 60_000;
   while (!existsSync(sock)) {
@@ -124,7 +130,7 @@ async function withDriver(
   }
   assert.equal(child.exitCode, 0, `exit code after SIGTERM; stderr: ${stderr.slice(0, 500)}`);
   assert.doesNotMatch(stderr, /Warning|Error/, 'no warnings or errors on stderr');
-  return stderr;
+  return { stderr, stdout };
 }
 
 const fromBlob = (cmdline: string[]) => {
@@ -155,6 +161,27 @@ describe('the image program started from its startup snapshot', () => {
       const caps = await c.call<{ capabilities: unknown[] }>('Node', 'NodeGetCapabilities', {});
       assert.ok(caps.capabilities.length > 0);
     });
+  });
+
+  test("random values are the start's, not the build's: request ids differ between two starts", async () => {
+    // crypto.randomUUID keeps a cache of random bytes: one filled while the blob was built would
+    // hand every process the same ids (Math.random is reseeded by V8, that cache is not).
+    const firstIds: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const { stdout } = await withDriver(
+        'node',
+        offlineEnv(),
+        async (c, cmdline) => {
+          assert.ok(fromBlob(cmdline), `not started from the blob: ${cmdline.join(' ')}`);
+          await c.call('Identity', 'GetPluginInfo', {});
+        },
+        ['--log-level', 'debug'],
+      );
+      const id = /"requestId":"([0-9a-f-]{36})"/.exec(stdout)?.[1];
+      assert.ok(id, `no requestId in the debug log: ${stdout.slice(0, 300)}`);
+      firstIds.push(id);
+    }
+    assert.notEqual(firstIds[0], firstIds[1]);
   });
 
   test('falls back to the bundle: CINDER_CSI_SNAPSHOT=0, a GRPC_* setting, a node newer than the blob', async () => {
