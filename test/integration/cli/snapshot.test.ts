@@ -211,6 +211,10 @@ describe('the image program started from its startup snapshot', () => {
     if (skip) return t.skip(skip);
     await withDriver('all', offlineEnv(labNoauthEnv()), async (c, cmdline) => {
       assert.ok(fromBlob(cmdline), `not started from the blob: ${cmdline.join(' ')}`);
+      // The entrypoint's V8 flags hold in every mode, the controller's too (bin/cinder-csi).
+      for (const flag of ['--no-opt', '--no-maglev', '--no-sparkplug', '--max-semi-space-size=1']) {
+        assert.ok(cmdline.includes(flag), `${flag} missing: ${cmdline.join(' ')}`);
+      }
       const r = await c.call<{ entries: unknown[] }>('Controller', 'ListVolumes', { max_entries: 1 }, 30_000);
       assert.ok(Array.isArray(r.entries));
     });
