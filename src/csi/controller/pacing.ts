@@ -16,6 +16,12 @@
  * backlog's, not the kind's, so they neither use nor teach the learned time.
  * (Concurrent volume-create waits then share one volume listing per tick: src/openstack/volume-poller.ts.)
  * Failure states are always left to the waiter's reporting (`check` only recognises success).
+ * A hit only says the object was ready *by* the check, so after a slow spell (a backlog while the
+ * controller started) the learned time would stay far too late for ~100 waits at 3% a hit, each of
+ * them answered that late. So a learned time over PROBE_FROM_MS, after PROBE_AFTER hits in a row,
+ * is probed at half: a hit there halves it, a miss costs one GET and stops the probing until the
+ * next run of hits (for a kind that is really that slow: one GET more every third wait, where the
+ * waiter alone would poll it many times).
  */
 import { sleep } from '../../util/abort.ts';
 
@@ -25,10 +31,15 @@ const GROW = 1.25;
 const MIN_AT_MS = 10;
 /** Waits of one kind in flight from which on the early check is skipped. */
 const BURST = 4;
+/** A learned time above this, after this many hits in a row, is probed at half (see above). */
+const PROBE_FROM_MS = 1000;
+const PROBE_AFTER = 2;
 
 export class Pacer {
   readonly #at = new Map<string, number>();
   readonly #inFlight = new Map<string, number>();
+  /** Hits in a row of solo waits, per kind. */
+  readonly #streak = new Map<string, number>();
 
   /** When (ms after the start) the early check of `kind` goes out; undefined before any history. */
   estimate(kind: string): number | undefined {
@@ -60,12 +71,27 @@ export class Pacer {
     try {
       const at = this.#at.get(kind);
       if (at !== undefined && others < BURST) {
+        const solo = others === 0;
+        let streak = this.#streak.get(kind) ?? 0;
+        if (solo && at > PROBE_FROM_MS && streak >= PROBE_AFTER) {
+          await sleep(Math.max(0, startedAt + at / 2 - Date.now()), signal);
+          const probed = await check();
+          if (probed !== undefined) {
+            this.#at.set(kind, Math.max(MIN_AT_MS, at / 2));
+            return probed;
+          }
+          streak = -1; // the hit below brings it to 0: probe again only after PROBE_AFTER more
+        }
         await sleep(Math.max(0, startedAt + at - Date.now()), signal);
         const early = await check();
         if (early !== undefined) {
-          if (others === 0) this.#at.set(kind, Math.max(MIN_AT_MS, at * SHRINK));
+          if (solo) {
+            this.#at.set(kind, Math.max(MIN_AT_MS, at * SHRINK));
+            this.#streak.set(kind, streak + 1);
+          }
           return early;
         }
+        if (solo) this.#streak.set(kind, 0);
       }
       const result = await fallback();
       if (others === 0) this.observe(kind, Date.now() - startedAt);

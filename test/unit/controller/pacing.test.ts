@@ -94,6 +94,61 @@ describe('Pacer', () => {
     assert.ok(at >= readyMs * 0.9 && at <= readyMs * 1.3, `check at ${at} for ready at ${readyMs}`);
   });
 
+  it('after a slow spell the learned time comes back within a few waits: a late time is probed at half', async () => {
+    const p = new Pacer();
+    p.observe('k', 20_000); // learned while Cinder had a backlog; now it is ready within 300 ms
+    let checks = 0;
+    let waits = 0;
+    while (p.estimate('k')! > 1000 && waits < 100) {
+      waits++;
+      const r = await p.wait(
+        'k',
+        past(),
+        async () => {
+          checks++;
+          return 'ready';
+        },
+        async () => 'waiter',
+        signal,
+      );
+      assert.equal(r, 'ready');
+    }
+    // 3% a hit alone would take ~95 waits, each answered ~18 s late.
+    assert.ok(waits <= 10, `${waits} waits until the check time is back under 1 s`);
+    assert.equal(checks, waits, 'a probe that hits is the only GET of its wait');
+  });
+
+  it('a probe that misses costs one GET and stops the probing until two more hits', async () => {
+    const p = new Pacer();
+    p.observe('k', 20_000 / 0.9); // at = 20 s: a kind that is really that slow
+    /** One wait whose checks answer `answers` in turn; returns how many checks it made. */
+    const waitWith = async (...answers: boolean[]) => {
+      let n = 0;
+      await p.wait(
+        'k',
+        past(),
+        async () => (answers[n++] ? 'ready' : undefined),
+        async () => 'waiter',
+        signal,
+      );
+      return n;
+    };
+    assert.equal(await waitWith(true), 1, 'no probe before two hits in a row');
+    assert.equal(await waitWith(true), 1);
+    const before = p.estimate('k')!;
+    assert.equal(
+      await waitWith(false, true),
+      2,
+      'the probe at half missed, the check at the learned time hit',
+    );
+    assert.equal(p.estimate('k'), before * 0.97, 'a missed probe does not move the time');
+    assert.equal(await waitWith(true), 1, 'no probe right after a missed one');
+    assert.equal(await waitWith(true), 1);
+    const again = p.estimate('k')!;
+    assert.equal(await waitWith(true), 1, 'two hits later the probe is back, and a hit halves the time');
+    assert.equal(p.estimate('k'), again / 2);
+  });
+
   it('a burst of waits of one kind skips the early check and teaches nothing', async () => {
     const p = new Pacer();
     p.observe('k', 100);
