@@ -22,10 +22,13 @@ import { labNoauthEnv } from '../test/support/lab.ts';
 import { cpuMs, idleMemory, sleep } from './proc.ts';
 import type { ControllerRun } from './scale-report.ts';
 
-/** The flag variants compared by `--flag-variants`: the image's flags and the interpreter only. */
+/**
+ * The flag variants compared by `--flag-variants`: the image's flags (since 75959f9 interpreter-only
+ * in every mode) and `opt`, the same with V8's optimizing compilers on (the controller's flags before).
+ */
 export const FLAG_VARIANTS: Record<string, string | undefined> = {
   image: undefined,
-  interp: '--max-semi-space-size=1 --liftoff-only --no-opt --no-maglev --no-sparkplug',
+  opt: '--max-semi-space-size=1 --liftoff-only',
 };
 
 /** The reconciler's info line for each stale attachment still inside its grace period. */

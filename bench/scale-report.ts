@@ -3,7 +3,7 @@
  * per 1,000 volumes between the first and the last step, and how far the middle steps are from that
  * line (linear when small), as a Markdown table. With `--flag-variants`, the controller process's
  * figures per V8 flag variant and step (medians of the runs), each as a ratio of the second variant
- * to the first (interpreter-only / image), with both variants' slopes per 1,000 volumes.
+ * to the first (opt / image), with both variants' slopes per 1,000 volumes.
  */
 import type { Mem } from './proc.ts';
 
@@ -114,7 +114,7 @@ const fmt = (x: number, unit: string) =>
   Number.isNaN(x) ? '–' : unit === 'MiB' ? x.toFixed(1) : x.toFixed(0);
 
 /** One line per step while the bench runs: each figure's medians `a / b` and their ratio b/a. */
-export function variantSummary(step: VariantStep, a = 'image', b = 'interp'): string {
+export function variantSummary(step: VariantStep, a = 'image', b = 'opt'): string {
   const runs = step.runs[a]?.length ?? 0;
   const items: [string, string, (r: ControllerRun) => number][] = [
     ['CPU to ready', 'ms', (r) => r.startCpu],
@@ -136,7 +136,7 @@ export function variantSummary(step: VariantStep, a = 'image', b = 'interp'): st
  * The Markdown table of every figure per step, `a / b (×b/a)`, and the slope per 1,000 volumes of
  * each variant between the first and the last step with volumes (when there are two such steps).
  */
-export function variantTable(steps: VariantStep[], a = 'image', b = 'interp'): string[] {
+export function variantTable(steps: VariantStep[], a = 'image', b = 'opt'): string[] {
   const grown = steps.filter((s) => s.n > 0);
   const first = grown[0];
   const last = grown.length >= 2 ? grown.at(-1) : undefined;

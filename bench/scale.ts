@@ -17,9 +17,9 @@
  *    info, with the lab's kubeconfig when there is one, so its start-up reconciler pass sees the
  *    volumes too; scale-controller.ts): CPU to ready, its start-up pass (wall and CPU), idle RSS,
  *    a ListVolumes of all pages over gRPC (wall and CPU), RSS after it. `--flag-variants` runs it
- *    `--variant-runs` times with each V8 flag variant (the image's flags, and the interpreter only
- *    through CINDER_CSI_NODE_FLAGS), interleaved in alternating order, and prints the figures
- *    interpreter/image per step with each variant's slope per 1,000 volumes.
+ *    `--variant-runs` times with each V8 flag variant (the image's flags, interpreter-only, and `opt`:
+ *    V8's optimizing compilers on, through CINDER_CSI_NODE_FLAGS), interleaved in alternating order,
+ *    and prints the figures opt/image per step with each variant's slope per 1,000 volumes.
  * Then it prints each figure's growth: the slope per 1,000 volumes between the first and the last
  * step, and how far the middle steps are from that line (linear when small).
  *

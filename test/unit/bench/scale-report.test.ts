@@ -32,16 +32,16 @@ function run(n: number, k: number, jitter: number, passSeen = n > 0): Controller
 const step = (n: number): VariantStep => ({
   n,
   // three runs each: the median is the middle one (jitter 0)
-  runs: { image: [-5, 0, 7].map((j) => run(n, 1, j)), interp: [3, 0, -9].map((j) => run(n, 2, j)) },
+  runs: { image: [-5, 0, 7].map((j) => run(n, 1, j)), opt: [3, 0, -9].map((j) => run(n, 2, j)) },
 });
 
-test('variantTable: medians, ratio interp/image per step, both slopes per 1,000 volumes', () => {
+test('variantTable: medians, ratio opt/image per step, both slopes per 1,000 volumes', () => {
   const lines = variantTable([step(0), step(1000), step(3000)]);
   assert.match(lines[0]!, /medians of 3 runs per variant and step/);
   assert.match(lines[0]!, /end seen in 12 of 12 runs with volumes/);
-  assert.equal(lines[1], '| figure | 0 | 1000 | 3000 | slope per 1,000 volumes, image / interp |');
+  assert.equal(lines[1], '| figure | 0 | 1000 | 3000 | slope per 1,000 volumes, image / opt |');
   const row = (name: string) => lines.find((l) => l.startsWith(`| ${name} `)) ?? '';
-  // pass CPU: image 20 + n/50, interp twice that; slope between the first and last step with volumes
+  // pass CPU: image 20 + n/50, opt twice that; slope between the first and last step with volumes
   assert.equal(
     lines.filter((l) => l.startsWith('| — its CPU (ms)'))[0],
     '| — its CPU (ms) | 20 / 40 (×2.00) | 40 / 80 (×2.00) | 80 / 160 (×2.00) | +20.0 / +40.0 |',
@@ -73,7 +73,7 @@ test('variantTable: no slopes with fewer than two steps with volumes', () => {
 
 test('variantSummary: one line per step with the ratios', () => {
   const line = variantSummary(step(1000));
-  assert.match(line, /^1000 volumes, image \/ interp \(median of 3 runs each\): /);
+  assert.match(line, /^1000 volumes, image \/ opt \(median of 3 runs each\): /);
   assert.match(line, /pass CPU 40 \/ 80 ms \(×2\.00\)/);
   assert.match(line, /its CPU 20 \/ 40 ms \(×2\.00\)/);
   assert.match(line, /RSS after 94\.0 \/ 47\.0 MiB \(×0\.50\)/);
