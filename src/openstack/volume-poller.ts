@@ -16,7 +16,8 @@
  *   - Fall-backs to the waiter (the truth is then one GET per volume again): the listing fails
  *     (the HTTP layer's retries spent, a timeout, an answer of the wrong shape); it is refused
  *     (400 "invalid filter": the operator's resource_filters do not allow `updated_at`, or the
- *     negotiated microversion is below 3.60, checked locally); it has more pages than
+ *     negotiated microversion is below 3.60, checked locally; on the first page only: a later
+ *     page's 400/404 is its marker volume deleted meanwhile); it has more pages than
  *     MAX_PAGES; a volume has not appeared NOT_SEEN_MS after its wait joined, or vanished after
  *     appearing. A refusal turns sharing off for the client; any other failure for COOL_DOWN_MS.
  *   - Bounded: one listing in flight at a time (the next tick is armed when it ends), pages of
@@ -283,10 +284,11 @@ export class VolumePoller {
     const rows = new Map<string, Volume>();
     let truncated = false;
     let failure: unknown;
+    let page = 0;
     try {
       let marker: string | undefined;
       const markers = new Set<string>();
-      for (let page = 0; ; page++) {
+      for (; ; page++) {
         const got = await this.#deps.listChangedSince(
           since,
           { limit: POLLER_LIMITS.PAGE_LIMIT, marker },
@@ -311,13 +313,14 @@ export class VolumePoller {
       this.#arm();
       return;
     }
-    if (failure !== undefined) this.#listingFailed(failure);
+    // A later page's 400/404 is the marker's volume deleted meanwhile (paging.ts), not a refusal.
+    if (failure !== undefined) this.#listingFailed(failure, page === 0);
     else this.#apply(asked, rows, truncated);
     this.#arm();
   }
 
-  #listingFailed(err: unknown): void {
-    if (refused(err)) this.#refused = true;
+  #listingFailed(err: unknown, firstPage = true): void {
+    if (firstPage && refused(err)) this.#refused = true;
     else this.#coolUntil = this.#clock.now() + POLLER_LIMITS.COOL_DOWN_MS;
     this.#deps.logger?.warn(
       { err: err instanceof Error ? err.message.slice(0, 300) : String(err), refused: this.#refused },

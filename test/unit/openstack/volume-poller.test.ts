@@ -77,6 +77,7 @@ function fakeCinder(clock: FakeClock, shared = true) {
   const vols = new Map<string, { id: string; status: string; created_at: string; changed: boolean }>();
   const calls = { lists: 0, gets: 0, own: 0, since: [] as string[] };
   let listFailure: unknown;
+  let failFrom = 0;
   let pages = 1;
   const volume = (v: { id: string; status: string; created_at: string }) =>
     ({ id: v.id, status: v.status, size: 1, created_at: v.created_at }) as unknown as Volume;
@@ -87,7 +88,7 @@ function fakeCinder(clock: FakeClock, shared = true) {
       calls.lists++;
       calls.since.push(since);
       await new Promise((r) => setImmediate(r));
-      if (listFailure) throw listFailure;
+      if (listFailure && Number(page.marker ?? 0) >= failFrom) throw listFailure;
       const items = [...vols.values()].filter((v) => v.changed).map(volume);
       const n = Number(page.marker ?? 0) + 1;
       return { items, next: n < pages ? String(n) : undefined };
@@ -119,8 +120,10 @@ function fakeCinder(clock: FakeClock, shared = true) {
   return {
     poller,
     calls,
-    failListing(err: unknown) {
+    /** Listing pages from `fromPage` (0: the first) fail with `err`. */
+    failListing(err: unknown, fromPage = 0) {
       listFailure = err;
+      failFrom = fromPage;
     },
     setPages(n: number) {
       pages = n;
@@ -318,6 +321,31 @@ describe('VolumePoller', () => {
     await clock.advance(3000);
     assert.equal(c.done && d.done, true);
     assert.equal(f.calls.lists, 1, 'refused once: no more listings on this client');
+  });
+
+  it("a later page's 404 (its marker volume deleted meanwhile) is not a refusal: sharing resumes after the cool-down", async () => {
+    const clock = new FakeClock();
+    const f = fakeCinder(clock);
+    f.setPages(3);
+    f.failListing(Object.assign(new Error('HTTP 404 Volume 1 could not be found'), { status: 404 }), 1);
+    const a = track(f.poller.wait(f.create('a'), createWait()));
+    const b = track(f.poller.wait(f.create('b'), createWait()));
+    f.set('a', 'available');
+    f.set('b', 'available');
+    await clock.advance(3000);
+    assert.equal(a.done && b.done, true);
+    assert.equal(f.calls.lists, 2, 'the first page, then the failing second');
+    clock.t += POLLER_LIMITS.COOL_DOWN_MS;
+    f.failListing(undefined);
+    f.setPages(1);
+    const c = track(f.poller.wait(f.create('c'), createWait()));
+    const d = track(f.poller.wait(f.create('d'), createWait()));
+    f.set('c', 'available');
+    f.set('d', 'available');
+    await clock.advance(3000);
+    assert.equal(c.done && d.done, true);
+    assert.equal(f.calls.lists, 3, 'the shared poll again after the cool-down');
+    assert.equal(clock.timers.size, 0);
   });
 
   it('more pages than the cap: the waits not found fall back to their own GETs', async () => {
