@@ -21,6 +21,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { killChildren } from '../../support/children.ts';
 import { csiClient } from '../../support/csi-client.ts';
 import { labAvailable, labNoauthEnv } from '../../support/lab.ts';
 import {
@@ -64,13 +65,7 @@ before(() => {
 });
 
 after(async () => {
-  for (const c of children) {
-    if (c.exitCode === null && c.signalCode === null) {
-      const gone = new Promise((r) => c.once('exit', r));
-      c.kill('SIGKILL');
-      await gone;
-    }
-  }
+  await killChildren(children);
   rmSync(dir, { recursive: true, force: true });
 });
 

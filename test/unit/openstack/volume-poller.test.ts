@@ -148,6 +148,16 @@ const createWait = (signal?: AbortSignal): WaitOptions => ({
 });
 
 /** Settles `p` into a record the test can inspect after advancing the clock. */
+/** Two create waits whose volumes turn `available` at once; both must have ended OK 3 s later. */
+async function bothEndOk(f: ReturnType<typeof fakeCinder>, clock: FakeClock, x: string, y: string) {
+  const a = track(f.poller.wait(f.create(x), createWait()));
+  const b = track(f.poller.wait(f.create(y), createWait()));
+  f.set(x, 'available');
+  f.set(y, 'available');
+  await clock.advance(3000);
+  assert.equal(a.done && b.done, true, `${x} and ${y} ended OK`);
+}
+
 function track<T>(p: Promise<T>) {
   const r: { done: boolean; value?: T; error?: unknown } = { done: false };
   p.then(
@@ -291,12 +301,7 @@ describe('VolumePoller', () => {
     await clock.advance(5000);
     assert.equal(a.done && (a.value as Volume).id, 'a');
     assert.ok(b.error instanceof WaitFailedError && b.error.reason === 'reason of b');
-    const c = track(f.poller.wait(f.create('c'), createWait()));
-    const d = track(f.poller.wait(f.create('d'), createWait()));
-    f.set('c', 'available');
-    f.set('d', 'available');
-    await clock.advance(3000);
-    assert.equal(c.done && d.done, true);
+    await bothEndOk(f, clock, 'c', 'd');
     assert.equal(f.calls.lists, 1, 'no listing during the cool-down');
     assert.equal(clock.timers.size, 0);
   });
@@ -305,21 +310,11 @@ describe('VolumePoller', () => {
     const clock = new FakeClock();
     const f = fakeCinder(clock);
     f.failListing(Object.assign(new Error('HTTP 400 Invalid filter keys: updated_at'), { status: 400 }));
-    const a = track(f.poller.wait(f.create('a'), createWait()));
-    const b = track(f.poller.wait(f.create('b'), createWait()));
-    f.set('a', 'available');
-    f.set('b', 'available');
-    await clock.advance(3000);
-    assert.equal(a.done && b.done, true);
+    await bothEndOk(f, clock, 'a', 'b');
     assert.equal(f.calls.lists, 1);
     clock.t += POLLER_LIMITS.COOL_DOWN_MS * 10;
     f.failListing(undefined);
-    const c = track(f.poller.wait(f.create('c'), createWait()));
-    const d = track(f.poller.wait(f.create('d'), createWait()));
-    f.set('c', 'available');
-    f.set('d', 'available');
-    await clock.advance(3000);
-    assert.equal(c.done && d.done, true);
+    await bothEndOk(f, clock, 'c', 'd');
     assert.equal(f.calls.lists, 1, 'refused once: no more listings on this client');
   });
 
@@ -328,22 +323,12 @@ describe('VolumePoller', () => {
     const f = fakeCinder(clock);
     f.setPages(3);
     f.failListing(Object.assign(new Error('HTTP 404 Volume 1 could not be found'), { status: 404 }), 1);
-    const a = track(f.poller.wait(f.create('a'), createWait()));
-    const b = track(f.poller.wait(f.create('b'), createWait()));
-    f.set('a', 'available');
-    f.set('b', 'available');
-    await clock.advance(3000);
-    assert.equal(a.done && b.done, true);
+    await bothEndOk(f, clock, 'a', 'b');
     assert.equal(f.calls.lists, 2, 'the first page, then the failing second');
     clock.t += POLLER_LIMITS.COOL_DOWN_MS;
     f.failListing(undefined);
     f.setPages(1);
-    const c = track(f.poller.wait(f.create('c'), createWait()));
-    const d = track(f.poller.wait(f.create('d'), createWait()));
-    f.set('c', 'available');
-    f.set('d', 'available');
-    await clock.advance(3000);
-    assert.equal(c.done && d.done, true);
+    await bothEndOk(f, clock, 'c', 'd');
     assert.equal(f.calls.lists, 3, 'the shared poll again after the cool-down');
     assert.equal(clock.timers.size, 0);
   });
