@@ -6,7 +6,7 @@
  * Needs esbuild from the devDependencies (`npm ci`).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -22,8 +22,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { killChildren } from '../../support/children.ts';
-import { csiClient } from '../../support/csi-client.ts';
+import type { csiClient } from '../../support/csi-client.ts';
 import { labAvailable, labNoauthEnv } from '../../support/lab.ts';
+import { runProgram } from '../../support/program-run.ts';
 import {
   applyManifests,
   CONTROLLER_SA,
@@ -69,7 +70,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs the program in `mode` until its Probe answers ready (bounded), then calls `fn`. */
+/** The program in `mode` until ready, then `fn` (program-run.ts); returns its stderr. */
 async function withDriver(
   mode: string,
   env: NodeJS.ProcessEnv,
@@ -78,57 +79,11 @@ async function withDriver(
   nodeId = 'bundle-test',
   extraEnv: NodeJS.ProcessEnv = {},
 ): Promise<string> {
-  const sock = join(dir, `${mode}.sock`);
   for (const k of Object.keys(env)) if (k.startsWith('OS_CLOUD')) delete env[k];
   Object.assign(env, extraEnv);
-  const child = spawn(
-    program,
-    [
-      '--mode',
-      mode,
-      '--endpoint',
-      `unix://${sock}`,
-      '--node-id',
-      nodeId,
-      '--state-dir',
-      join(dir, 'state'),
-      ...extraArgs,
-    ],
-    {
-      env: { ...env, PATH: `${join(process.execPath, '..')}:${process.env['PATH'] ?? ''}` },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  children.push(child);
-  let stderr = '';
-  child.stderr?.on('data', (d) => {
-    stderr += String(d);
-  });
-  const deadline = Date.now() + 60_000;
-  while (!existsSync(sock)) {
-    assert.ok(child.exitCode === null, `exited early: ${stderr.slice(0, 500)}`);
-    assert.ok(Date.now() < deadline, `no socket after 60 s: ${stderr.slice(0, 500)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const client = csiClient(`unix://${sock}`);
-  try {
-    for (;;) {
-      const r = await client
-        .call<{ ready: { value: boolean } | null }>('Identity', 'Probe', {}, 2000)
-        .catch(() => undefined);
-      if (r?.ready?.value) break;
-      assert.ok(Date.now() < deadline, `not ready after 60 s: ${stderr.slice(0, 500)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    await fn(client);
-  } finally {
-    client.close();
-    const gone = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await gone;
-  }
-  assert.doesNotMatch(stderr, /Warning|Error/, 'no warnings or errors on stderr');
-  return stderr;
+  const PATH = `${join(process.execPath, '..')}:${process.env['PATH'] ?? ''}`;
+  const run = { program, dir, mode, nodeId, env: { ...env, PATH }, extraArgs, children };
+  return (await runProgram(run, (c) => fn(c))).stderr;
 }
 
 /** Moves the bundle's @kubernetes/client-node chunk out of reach (`away`) and back. */

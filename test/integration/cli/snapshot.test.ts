@@ -9,14 +9,15 @@
  * Needs esbuild from the devDependencies (`npm ci`).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { killChildren } from '../../support/children.ts';
-import { csiClient } from '../../support/csi-client.ts';
+import type { csiClient } from '../../support/csi-client.ts';
 import { labAvailable, labNoauthEnv } from '../../support/lab.ts';
+import { type ProgramResult, runProgram } from '../../support/program-run.ts';
 
 const ROOT = new URL('../../..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'snapshot-test-'));
@@ -64,68 +65,17 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/**
- * Runs the program in `mode` until its Probe answers ready (bounded), then calls `fn` with the
- * client and node's command line (bin/cinder-csi execs node: the child's PID is node's).
- */
+/** The program in `mode` until ready, then `fn` (program-run.ts); it must exit 0 on SIGTERM. */
 async function withDriver(
   mode: string,
   env: NodeJS.ProcessEnv,
   fn: (c: ReturnType<typeof csiClient>, cmdline: string[]) => Promise<void>,
   extraArgs: string[] = [],
-): Promise<{ stderr: string; stdout: string }> {
-  const sock = join(dir, `${mode}-${children.length}.sock`);
-  const child = spawn(
-    program,
-    [
-      '--mode',
-      mode,
-      '--endpoint',
-      `unix://${sock}`,
-      '--node-id',
-      'snapshot-test',
-      '--state-dir',
-      join(dir, 'state'),
-      ...extraArgs,
-    ],
-    { env: { ...env, PATH }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.push(child);
-  let stderr = '';
-  let stdout = '';
-  child.stderr?.on('data', (d) => {
-    stderr += String(d);
-  });
-  child.stdout?.on('data', (d) => {
-    stdout += String(d).slice(0, 1_000_000 - stdout.length);
-  });
-  const deadline = Date.now() + 60_000;
-  while (!existsSync(sock)) {
-    assert.ok(child.exitCode === null, `exited early: ${stderr.slice(0, 500)}`);
-    assert.ok(Date.now() < deadline, `no socket after 60 s: ${stderr.slice(0, 500)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
-  const client = csiClient(`unix://${sock}`);
-  try {
-    for (;;) {
-      const r = await client
-        .call<{ ready: { value: boolean } | null }>('Identity', 'Probe', {}, 2000)
-        .catch(() => undefined);
-      if (r?.ready?.value) break;
-      assert.ok(Date.now() < deadline, `not ready after 60 s: ${stderr.slice(0, 500)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    await fn(client, cmdline);
-  } finally {
-    client.close();
-    const gone = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await gone;
-  }
-  assert.equal(child.exitCode, 0, `exit code after SIGTERM; stderr: ${stderr.slice(0, 500)}`);
-  assert.doesNotMatch(stderr, /Warning|Error/, 'no warnings or errors on stderr');
-  return { stderr, stdout };
+): Promise<ProgramResult> {
+  const run = { program, dir, mode, nodeId: 'snapshot-test', env: { ...env, PATH }, extraArgs, children };
+  const res = await runProgram(run, fn);
+  assert.equal(res.exitCode, 0, `exit code after SIGTERM; stderr: ${res.stderr.slice(0, 500)}`);
+  return res;
 }
 
 const fromBlob = (cmdline: string[]) => {
