@@ -76,10 +76,15 @@ export const CINDER_FEATURES = {
 
 export type CinderFeature = keyof typeof CINDER_FEATURES;
 
+/** True when `negotiated` is at least the feature's version. */
+export function hasFeature(negotiated: Microversion, feature: CinderFeature): boolean {
+  return compareMicroversions(negotiated, parseMicroversion(CINDER_FEATURES[feature].version)) >= 0;
+}
+
 /** Throws MicroversionError (locally, no request sent) when `negotiated` is below the feature's version. */
 export function requireFeature(negotiated: Microversion, feature: CinderFeature, operation: string): void {
+  if (hasFeature(negotiated, feature)) return;
   const { version, label } = CINDER_FEATURES[feature];
-  if (compareMicroversions(negotiated, parseMicroversion(version)) >= 0) return;
   throw new MicroversionError(
     `${label} (${operation}) need Cinder API microversion ${version}, but the negotiated microversion is ` +
       `${formatMicroversion(negotiated)}; upgrade Cinder or raise the client's maximum microversion`,

@@ -31,7 +31,7 @@ import type {
   VolumeListFilters,
   VolumeType,
 } from '../cinder-types.ts';
-import { compareMicroversions, parseMicroversion } from '../microversion.ts';
+import { compareMicroversions, hasFeature, parseMicroversion } from '../microversion.ts';
 import { VolumePoller } from '../volume-poller.ts';
 import * as attachments from './attachments.ts';
 import * as backups from './backups.ts';
@@ -54,14 +54,14 @@ export class CinderClient implements CinderApi {
     this.#poller = new VolumePoller({
       supported: () => {
         try {
-          return compareMicroversions(c.microversion, parseMicroversion('3.60')) >= 0;
+          return hasFeature(c.microversion, 'timeFilters');
         } catch {
-          return false;
+          return false; // not negotiated yet
         }
       },
       listChangedSince: (since, page, signal) => volumes.listVolumesChangedSince(c, since, page, { signal }),
       waitOwn: (id, wait, beforeGet) => volumes.waitForVolume(c, id, wait, beforeGet),
-      explain: async (id, signal) => (await misc.latestMessage(c, id, { signal }))?.user_message,
+      explain: (id, signal) => volumes.volumeFailureReason(c, id, signal),
       logger: opts.logger,
     });
   }

@@ -211,8 +211,17 @@ export function waitForVolume(
     return getVolume(c, id, { signal });
   };
   return waitForObject('volume', id, get, wait, {
-    explain: async (_v, signal) => (await latestMessage(c, id, { signal }))?.user_message,
+    explain: (_v, signal) => volumeFailureReason(c, id, signal),
   });
+}
+
+/** Why the volume went to a failure status: Cinder's latest user message for it, if any. */
+export async function volumeFailureReason(
+  c: CinderCore,
+  id: string,
+  signal: AbortSignal | undefined,
+): Promise<string | undefined> {
+  return (await latestMessage(c, id, { signal }))?.user_message;
 }
 
 /**
